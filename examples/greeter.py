@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 from durable_workflow import Client, Worker, activity, workflow
+from durable_workflow.errors import DurableWorkflowError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 TASK_QUEUE = "greeter-example"
@@ -35,8 +36,22 @@ class GreeterWorkflow:
         return (yield ctx.schedule_activity("greet", [name]))
 
 
+async def wait_for_server(client: Client, seconds: float = 20.0) -> None:
+    """Wait until the server answers, so this script can run right after `dw server start &`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            await client.health()
+            return
+        except DurableWorkflowError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 async def main(url: str, name: str) -> None:
     async with Client(url) as client:
+        await wait_for_server(client)
         worker = Worker(client, task_queue=TASK_QUEUE, workflows=[GreeterWorkflow], activities=[greet])
         async with worker:
             handle = await client.start_workflow(

@@ -161,7 +161,7 @@ class ApplicationError(DurableWorkflowError):
         self,
         message: str,
         *,
-        type: str | None = None,  # noqa: A002 - mirrors the wire field name
+        type: str | None = None,
         non_retryable: bool = False,
         details: Any = None,
     ) -> None:
@@ -267,7 +267,9 @@ class ServerError(ClientError):
     ``body`` the whole decoded error body (or ``{}`` when it was not JSON).
     """
 
-    def __init__(self, message: str, *, status: int, reason: str | None, body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int, reason: str | None, body: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason

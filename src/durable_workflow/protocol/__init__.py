@@ -9,11 +9,11 @@ a silent protocol mismatch.
 from durable_workflow.protocol._names import (
     ACTIVITY_FAILURE_EVENTS,
     CHILD_FAILURE_EVENTS,
+    TERMINAL_COMMANDS,
+    TERMINAL_RUN_STATUSES,
     Command,
     Event,
     RunStatus,
-    TERMINAL_COMMANDS,
-    TERMINAL_RUN_STATUSES,
     status_bucket,
 )
 from durable_workflow.protocol._versions import (

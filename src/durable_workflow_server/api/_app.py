@@ -1,0 +1,125 @@
+"""The route table and the Starlette application around it.
+
+Unknown routes answer 404 ``not_found`` and known routes called with the wrong verb 405
+``method_not_allowed``, in the JSON envelope of their plane. No middleware is installed: the
+checks run inside each endpoint (see ``_checks``), and compression happens at render time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from durable_workflow_server.api import _activity_tasks, _cluster, _workers, _workflow_tasks, _workflows
+from durable_workflow_server.api._context import Api
+from durable_workflow_server.api._errors import ApiError
+from durable_workflow_server.api._manifest import DEFAULT_WORKFLOW_TASK_COMMANDS
+from durable_workflow_server.api._render import render_error, unmatched_spec
+from durable_workflow_server.api._router import IndexedRouter
+from durable_workflow_server.config import Settings
+from durable_workflow_server.engine import Engine
+
+logger = logging.getLogger("durable_workflow_server.api")
+
+#: ``(app) -> async context manager`` run around serving (start and stop the engine).
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+
+def api_routes(api: Api) -> list[Route]:
+    """Return every API route, grouped by resource.
+
+    Args:
+        api: the shared state the handlers use.
+
+    Returns:
+        The route table.
+    """
+    return _one_route_per_path(
+        [
+            *_workflow_tasks.routes(api),
+            *_activity_tasks.routes(api),
+            *_workflows.routes(api),
+            *_workers.routes(api),
+            *_cluster.routes(api),
+        ]
+    )
+
+
+def _one_route_per_path(routes: list[Route]) -> list[Route]:
+    """Merge routes that share a path, so a wrong verb's 405 lists every allowed method."""
+    by_path: dict[str, list[Route]] = {}
+    for one in routes:
+        by_path.setdefault(one.path, []).append(one)
+    merged: list[Route] = []
+    for path, group in by_path.items():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        table: dict[str, Callable[[Request], Awaitable[Response]]] = {
+            method: one.endpoint for one in group for method in one.methods or ()
+        }
+
+        async def dispatch(request: Request, table: dict[str, Any] = table) -> Response:
+            response: Response = await table[request.method](request)
+            return response
+
+        merged.append(Route(path, dispatch, methods=list(table)))
+    return merged
+
+
+def build_api(
+    engine: Engine,
+    settings: Settings,
+    *,
+    lifespan: Lifespan | None = None,
+    commands: Sequence[str] = DEFAULT_WORKFLOW_TASK_COMMANDS,
+) -> Starlette:
+    """Build the HTTP application over an engine.
+
+    Args:
+        engine: the domain facade.
+        settings: the server settings (auth, payload limit).
+        lifespan: an async context manager factory ``(app) -> ...`` run around serving.
+        commands: the workflow-task command types to advertise.
+
+    Returns:
+        The Starlette application.
+    """
+    api = Api(engine, settings, commands=tuple(commands))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        path = request.url.path
+        if status == 404:
+            error = ApiError(404, "not_found", f"No route matches {request.method} {path}.")
+        elif status == 405:
+            allow = (exc.headers or {}).get("Allow", "") if isinstance(exc, HTTPException) else ""
+            error = ApiError(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed on {path}.",
+                response_headers={"allow": allow} if allow else None,
+            )
+        else:
+            error = ApiError(status, "server_error" if status >= 500 else "bad_request", "Request refused.")
+        return render_error(api, unmatched_spec(path), request, error)
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        # Last resort: a failure outside any endpoint (routing, lifespan); endpoints catch their own.
+        logger.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+        error = ApiError(500, "server_error", "The server failed to handle the request.")
+        return render_error(api, unmatched_spec(request.url.path), request, error)
+
+    app = Starlette(exception_handlers={HTTPException: http_error, Exception: crash})
+    # A trailing slash is a different (unknown) route, not a redirect the clients would not follow.
+    app.router = IndexedRouter(list(api_routes(api)), lifespan=lifespan, redirect_slashes=False)
+    app.state.api = api
+    return app

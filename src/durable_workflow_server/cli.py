@@ -1,0 +1,231 @@
+"""The ``dw`` command line: one subcommand per task.
+
+- ``dw server start``: serve the API (creates the database, schema and ``default`` namespace
+  on first use). With no flags it listens on 127.0.0.1:8080, uses ./durable-workflow.db and
+  runs with authentication OFF, which its first log line says.
+- ``dw server migrate``: apply schema migrations to ``--db`` and exit.
+
+Every flag falls back to a ``DW_*`` environment variable shown in ``--help``. This module is
+the edge: it alone reads ``os.environ`` and turns it into a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+
+from durable_workflow_server.config import AUTH_MODES, LOG_LEVELS, OPTIONS, ConfigError, Option, Settings
+
+logger = logging.getLogger("durable_workflow_server")
+
+_CHOICES: dict[str, Sequence[str]] = {"auth": AUTH_MODES, "log_level": LOG_LEVELS}
+_MIGRATE_FIELDS = ("db", "log_level")
+#: Seconds uvicorn waits for in-flight requests (long polls included) after Ctrl-C/SIGTERM
+#: before cancelling them; a held poll must not delay a restart by its full 30 s.
+_GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+def _add_option(parser: argparse.ArgumentParser, option: Option) -> None:
+    shown_default = "unset" if option.default is None else option.default
+    if option.switch:
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            action="store_const",
+            const="true",
+            default=None,
+            help=f"{option.help} [env {option.env}=true|false; default {shown_default}]",
+        )
+        return
+    parser.add_argument(
+        option.flag,
+        dest=option.field,
+        default=None,
+        choices=_CHOICES.get(option.field),
+        metavar=option.field.upper() if option.field not in _CHOICES else None,
+        help=f"{option.help} [env {option.env}; default {shown_default}]",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``dw`` argument parser.
+
+    Returns:
+        The parser, with ``server start`` and ``server migrate``.
+    """
+    parser = argparse.ArgumentParser(prog="dw", description="Durable Workflow for Python.")
+    groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
+    server = groups.add_parser("server", help="run and manage the server")
+    commands = server.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    start = commands.add_parser(
+        "start",
+        help="serve the HTTP API",
+        description="Serve the HTTP API. Each flag falls back to the DW_* variable shown.",
+    )
+    for option in OPTIONS:
+        _add_option(start, option)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply database migrations and exit",
+        description="Create or upgrade the schema of --db and exit.",
+    )
+    for option in OPTIONS:
+        if option.field in _MIGRATE_FIELDS:
+            _add_option(migrate, option)
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves, so "listening" is logged only once it is true."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _auth_summary(settings: Settings) -> str:
+    if settings.auth == "none":
+        return "auth OFF: development only"
+    roles = [
+        role
+        for role, token in (
+            ("worker", settings.worker_token),
+            ("operator", settings.operator_token),
+            ("admin", settings.admin_token),
+        )
+        if token
+    ]
+    if settings.auth_token:
+        roles.append("legacy token" if roles else "legacy token (full access)")
+    return "auth token: " + ", ".join(roles)
+
+
+def start_server(settings: Settings) -> int:
+    """Serve until Ctrl-C or SIGTERM, then stop the engine and close storage.
+
+    Args:
+        settings: the server settings.
+
+    Returns:
+        The process exit status.
+    """
+    import uvicorn
+
+    from durable_workflow_server.app import create_app
+
+    app = create_app(settings)
+    try:
+        sock = _bind(settings.host, settings.port)
+    except OSError as exc:
+        logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
+        return 1
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    # With auth off the line is a warning, so that even --log-level warning shows it.
+    logger.log(
+        logging.WARNING if settings.auth == "none" else logging.INFO,
+        "durable-workflow server listening on http://%s:%d (db %s, %s)",
+        host,
+        settings.port,
+        settings.describe_db(),
+        _auth_summary(settings),
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=settings.access_log,
+        log_config=None,  # keep our logging setup; uvicorn's loggers propagate to it
+        log_level=settings.log_level,
+        server_header=False,
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGINT/SIGTERM itself (graceful shutdown, lifespan stop) and afterwards
+    # re-raises the signal to whatever handler was installed before it. With Python's defaults
+    # that would turn a clean stop into a KeyboardInterrupt traceback or a "killed" status.
+    previous = {sig: signal.signal(sig, _after_graceful_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if server.started else 3
+
+
+def _after_graceful_stop(signum: int, frame: object) -> None:
+    """Absorb the signal uvicorn re-raises once it has stopped gracefully."""
+
+
+def migrate(settings: Settings) -> int:
+    """Apply migrations to ``settings.db`` and report it.
+
+    Args:
+        settings: the server settings.
+
+    Returns:
+        The process exit status.
+    """
+    from durable_workflow_server.app import migrate_database
+
+    asyncio.run(migrate_database(settings))
+    logger.info("database %s is up to date", settings.describe_db())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run ``dw``.
+
+    Args:
+        argv: arguments without the program name (default: ``sys.argv[1:]``).
+        environ: the environment (default: ``os.environ``).
+
+    Returns:
+        The process exit status (2 for bad flags or settings).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    env = os.environ if environ is None else environ
+    flags = vars(args)
+    try:
+        settings = Settings.from_sources(flags, env)
+    except ConfigError as exc:
+        parser.exit(2, f"dw: error: {exc}\n")
+    _configure_logging(settings.log_level)
+    try:
+        if args.command == "migrate":
+            return migrate(settings)
+        return start_server(settings)
+    except ConfigError as exc:
+        logger.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

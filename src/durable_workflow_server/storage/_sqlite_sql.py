@@ -1,0 +1,118 @@
+"""SQLite plumbing shared by the backend: named queries and row <-> column mapping."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sqlite3
+from functools import cache
+from importlib import resources
+from typing import Any, TypeVar
+
+import orjson
+
+from durable_workflow_server.storage._interface import (
+    Inc,
+)
+from durable_workflow_server.storage._rows import (
+    Row,
+)
+
+R = TypeVar("R", bound=Row)
+
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+def sql_text(*parts: str) -> str:
+    """Read a packaged file under ``storage/sql/sqlite/``."""
+    node = resources.files("durable_workflow_server.storage").joinpath("sql", "sqlite", *parts)
+    return node.read_text(encoding="utf-8")
+
+
+@cache
+def queries() -> dict[str, str]:
+    """The named queries of ``queries.sql``, loaded once."""
+    text = sql_text("queries.sql")
+    found: dict[str, str] = {}
+    matches = list(_NAME.finditer(text))
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        found[match.group(1)] = text[match.end() : end].strip().rstrip(";")
+    return found
+
+
+_COLUMNS: dict[str, tuple[str, ...]] = {}
+_INSERTS: dict[tuple[str, bool], str] = {}
+
+
+def columns(cls: type[Row]) -> tuple[str, ...]:
+    """The column names of a row class, in declaration order (memoised per table)."""
+    cols = _COLUMNS.get(cls.__table__)
+    if cols is None:
+        cols = _COLUMNS[cls.__table__] = tuple(f.name for f in dataclasses.fields(cls))
+    return cols
+
+
+def to_sql(cls: type[Row], name: str, value: Any) -> Any:
+    """Convert one Python value to its column representation."""
+    if name in cls.__json__:
+        return None if value is None else orjson.dumps(value).decode()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def row_values(row: Row) -> dict[str, Any]:
+    """Every column of ``row`` converted for SQLite."""
+    cls = type(row)
+    return {name: to_sql(cls, name, getattr(row, name)) for name in columns(cls)}
+
+
+def from_sql(cls: type[R], record: sqlite3.Row) -> R:
+    """Build a row dataclass from a fetched record."""
+    values: dict[str, Any] = {}
+    for name in columns(cls):
+        value = record[name]
+        if name in cls.__json__:
+            value = None if value is None else orjson.loads(value)
+        elif name in cls.__bools__:
+            value = bool(value)
+        values[name] = value
+    return cls(**values)
+
+
+def insert_sql(cls: type[Row], replace: bool) -> str:
+    """``INSERT [OR REPLACE]`` with named parameters for every column (memoised)."""
+    sql = _INSERTS.get((cls.__table__, replace))
+    if sql is None:
+        cols = columns(cls)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        sql = f"{verb} INTO {cls.__table__} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"
+        _INSERTS[(cls.__table__, replace)] = sql
+    return sql
+
+
+def update_sql(cls: type[Row], fields: dict[str, Any], where: dict[str, Any]) -> tuple[str, list[Any]]:
+    """An UPDATE for ``fields`` (``Inc`` adds) on rows whose columns equal ``where``."""
+    known = set(columns(cls))
+    sets: list[str] = []
+    params: list[Any] = []
+    for name, value in fields.items():
+        if name not in known:  # names come from engine code, never from requests; fail loudly
+            raise ValueError(f"{cls.__table__} has no column {name!r}")
+        if isinstance(value, Inc):
+            sets.append(f"{name} = {name} + ?")
+            params.append(value.by)
+        else:
+            sets.append(f"{name} = ?")
+            params.append(to_sql(cls, name, value))
+    conds: list[str] = []
+    for name, value in where.items():
+        if name not in known:
+            raise ValueError(f"{cls.__table__} has no column {name!r}")
+        if value is None:
+            conds.append(f"{name} IS NULL")
+        else:
+            conds.append(f"{name} = ?")
+            params.append(to_sql(cls, name, value))
+    return f"UPDATE {cls.__table__} SET {', '.join(sets)} WHERE {' AND '.join(conds)}", params
