@@ -1,7 +1,7 @@
 """Throughput and latency of one-activity workflows against a local server.
 
-Starts ``dw server start`` on a temporary SQLite file (or uses ``--url``), runs one worker in
-this process, then:
+Starts ``dw server start`` on a temporary SQLite file or on ``--db`` (a SQLite path or a
+``postgresql://`` DSN), or uses ``--url``; runs one worker per server in this process, then:
 
 1. starts N workflows concurrently (at most ``--concurrency`` in flight) and prints
    workflows/s and start-to-result p50/p99;
@@ -12,12 +12,19 @@ Usage::
     python bench/throughput.py                 # N=2000, concurrency 200, 200 sequential
     python bench/throughput.py -n 5000 --concurrency 500
     python bench/throughput.py --url http://127.0.0.1:8080
+    python bench/throughput.py --db postgresql://user@127.0.0.1:5432/bench
+    python bench/throughput.py --db postgresql://user@127.0.0.1:5432/bench --nodes 2
+
+``--nodes N`` starts N servers on the one ``--db`` (each on its own port) and spreads the
+workflow starts, result waits and workers over them round-robin: what N nodes behind a load
+balancer see. Use a database of its own: the runs stay in it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -86,37 +93,45 @@ async def _one(client: Client, queue: str, value: int) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-async def _run(url: str, count: int, concurrency: int, sequential: int) -> None:
+async def _run(urls: list[str], count: int, concurrency: int, sequential: int) -> None:
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    async with Client(url) as client:
-        worker = Worker(
-            client, task_queue=queue, workflows=[OneActivity], activities=[noop],
-            max_concurrent_activities=concurrency, max_concurrent_workflow_tasks=concurrency,
-        )
-        worker_task = asyncio.create_task(worker.run())
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(Client(url)) for url in urls]
+        client = clients[0]
+        per_node = max(1, concurrency // len(clients))
+        workers = [
+            Worker(
+                c, task_queue=queue, workflows=[OneActivity], activities=[noop],
+                max_concurrent_activities=per_node, max_concurrent_workflow_tasks=per_node,
+            )
+            for c in clients
+        ]
+        worker_tasks = [asyncio.create_task(w.run()) for w in workers]
         try:
             # Warm up connections and code paths.
-            await asyncio.gather(*(_one(client, queue, i) for i in range(20)))
+            await asyncio.gather(*(_one(clients[i % len(clients)], queue, i) for i in range(20)))
 
             gate = asyncio.Semaphore(concurrency)
 
             async def bounded(i: int) -> float:
                 async with gate:
-                    return await _one(client, queue, i)
+                    return await _one(clients[i % len(clients)], queue, i)
 
             started = time.perf_counter()
             latencies = await asyncio.gather(*(bounded(i) for i in range(count)))
             elapsed = time.perf_counter() - started
-            print(f"concurrent: {count} workflows, concurrency {concurrency}: "
+            print(f"concurrent: {count} workflows, concurrency {concurrency}, {len(clients)} node(s): "
                   f"{count / elapsed:,.0f} workflows/s ({elapsed:.2f} s); start-to-result "
                   f"p50 {_pct(latencies, 0.5):.1f} ms, p99 {_pct(latencies, 0.99):.1f} ms")
 
-            one_by_one = [await _one(client, queue, i) for i in range(sequential)]
-            print(f"one at a time: {sequential} workflows: p50 {statistics.median(one_by_one):.1f} ms, "
-                  f"p99 {_pct(one_by_one, 0.99):.1f} ms, mean {statistics.fmean(one_by_one):.1f} ms")
+            if sequential > 0:
+                one_by_one = [await _one(client, queue, i) for i in range(sequential)]
+                print(f"one at a time: {sequential} workflows: p50 {statistics.median(one_by_one):.1f} ms, "
+                      f"p99 {_pct(one_by_one, 0.99):.1f} ms, mean {statistics.fmean(one_by_one):.1f} ms")
         finally:
-            await worker.shutdown()
-            await worker_task
+            for worker in workers:
+                await worker.shutdown()
+            await asyncio.gather(*worker_tasks)
 
 
 def main() -> None:
@@ -127,21 +142,38 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--url", help="use a running server instead of starting one")
-    parser.add_argument("--db", help="database of the server this script starts (default: temp SQLite)")
+    parser.add_argument("--db", help="database of the server(s) this script starts (default: temp SQLite)")
+    parser.add_argument("--nodes", type=int, default=1, help="servers to start on the one --db (default 1)")
     args = parser.parse_args()
-    proc = None
-    url = args.url
+    if args.nodes > 1 and (args.url or not args.db):
+        parser.error("--nodes needs --db (a database all nodes share) and no --url")
+    procs: list[subprocess.Popen[bytes]] = []
+    urls = [args.url] if args.url else []
     with tempfile.TemporaryDirectory() as tmp:
-        if url is None:
-            proc, url = _start_server(args.db or str(Path(tmp) / "bench.db"))
         try:
-            print(f"server {url} ({'external' if args.url else args.db or 'temp SQLite file'}), "
+            if not urls:
+                for _ in range(args.nodes):
+                    proc, url = _start_server(args.db or str(Path(tmp) / "bench.db"))
+                    procs.append(proc)
+                    urls.append(url)
+            where = "external" if args.url else _shown_db(args.db) if args.db else "temp SQLite file"
+            print(f"server {', '.join(urls)} ({where}), "
                   f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-            asyncio.run(_run(url, args.count, args.concurrency, args.sequential))
+            asyncio.run(_run(urls, args.count, args.concurrency, args.sequential))
         finally:
-            if proc is not None:
+            for proc in procs:
                 proc.terminate()
+            for proc in procs:
                 proc.wait(timeout=10)
+
+
+def _shown_db(db: str) -> str:
+    """The database for the report line, without a DSN's password."""
+    scheme, sep, rest = db.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if sep and at and ":" in userinfo:
+        return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    return db
 
 
 if __name__ == "__main__":

@@ -32,14 +32,18 @@ def build_storage(settings: Settings) -> Storage:
         The backend.
 
     Raises:
-        ConfigError: the DSN names a backend this release cannot use yet.
+        ConfigError: the DSN names PostgreSQL but its driver (asyncpg) is not installed.
     """
+    # Backends are imported here, so that only the chosen one's driver is loaded.
     if settings.is_postgres:
-        raise ConfigError(
-            "PostgreSQL backend not available yet: use a SQLite file path for --db/DW_DB "
-            "(for example durable-workflow.db)"
-        )
-    # Imported here so that the sqlite3 module is loaded only when this backend is chosen.
+        try:
+            from durable_workflow_server.storage.postgres import PostgresStorage
+        except ImportError as exc:
+            raise ConfigError(
+                f"--db/DW_DB names a PostgreSQL database, but its driver is missing ({exc}); "
+                "install the postgres extra: pip install 'durable-workflow-python[postgres]'"
+            ) from exc
+        return PostgresStorage(settings.db)
     from durable_workflow_server.storage.sqlite import SqliteStorage
 
     return SqliteStorage(settings.db)

@@ -3,7 +3,12 @@
 - ``dw server start``: serve the API (creates the database, schema and ``default`` namespace
   on first use). With no flags it listens on 127.0.0.1:8080, uses ./durable-workflow.db and
   runs with authentication OFF, which its first log line says.
-- ``dw server migrate``: apply schema migrations to ``--db`` and exit.
+- ``dw server migrate``: apply schema migrations to ``--db`` (a SQLite file or a
+  ``postgresql://`` DSN) and exit; running it again does nothing, and it refuses (exit 1) a
+  database whose schema is newer than this release knows.
+- ``dw workflow history WORKFLOW_ID [--run-id ID] [--export FILE]``: fetch a run's history from
+  a running server (``--url``, ``--namespace``, ``--token``) and write it as JSON that
+  ``durable_workflow.workflow.Replayer`` replays offline.
 
 Every flag falls back to a ``DW_*`` environment variable shown in ``--help``. This module is
 the edge: it alone reads ``os.environ`` and turns it into a :class:`Settings`.
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -72,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     for option in OPTIONS:
         _add_option(start, option)
 
+    _add_workflow_commands(groups)
+
     migrate = commands.add_parser(
         "migrate",
         help="apply database migrations and exit",
@@ -81,6 +89,63 @@ def build_parser() -> argparse.ArgumentParser:
         if option.field in _MIGRATE_FIELDS:
             _add_option(migrate, option)
     return parser
+
+
+def _add_workflow_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    workflow = groups.add_parser("workflow", help="inspect workflows on a running server")
+    commands = workflow.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    history = commands.add_parser(
+        "history",
+        help="write a run's history for offline replay",
+        description="Fetch a run's history and write it as JSON that "
+        "durable_workflow.workflow.Replayer replays. Each flag falls back to the DW_* variable shown.",
+    )
+    history.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    history.add_argument(
+        "--run-id", dest="run_id", default=None, help="a run of it [default: the current run]"
+    )
+    history.add_argument(
+        "--export", dest="export", default=None, metavar="FILE", help="write here [default: standard output]"
+    )
+    for flag, field, env, default, text in _CLIENT_FLAGS:
+        history.add_argument(
+            flag, dest=field, default=None, help=f"{text} [env {env}; default {default or 'unset'}]"
+        )
+
+
+#: Flags of client subcommands: (flag, dest, env, default, help).
+_CLIENT_FLAGS = (
+    ("--url", "url", "DW_URL", "http://127.0.0.1:8080", "server root URL"),
+    ("--namespace", "namespace", "DW_NAMESPACE", "default", "namespace"),
+    ("--token", "token", "DW_TOKEN", None, "bearer token (operator or admin role)"),
+)
+
+
+def workflow_history(flags: Mapping[str, object | None], env: Mapping[str, str]) -> int:
+    """``dw workflow history``: write the export, or print it; 1 when the server refuses."""
+    from durable_workflow_server import _cli_history
+
+    values = {
+        field: flags.get(field) or env.get(var) or default for _, field, var, default, _ in _CLIENT_FLAGS
+    }
+    try:
+        document = _cli_history.fetch_history(
+            str(values["url"]),
+            str(flags["workflow_id"]),
+            run_id=str(flags["run_id"]) if flags.get("run_id") else None,
+            namespace=str(values["namespace"]),
+            token=str(values["token"]) if values["token"] else None,
+        )
+    except _cli_history.HistoryExportError as exc:
+        print(f"dw: error: {exc}", file=sys.stderr)
+        return 1
+    target = flags.get("export")
+    if target:
+        _cli_history.write(str(target), document)
+        print(f"wrote {len(document['events'])} events of run {document['run_id']} to {target}")
+    else:
+        print(json.dumps(document, indent=1, sort_keys=True))
+    return 0
 
 
 def _configure_logging(level: str) -> None:
@@ -193,8 +258,13 @@ def migrate(settings: Settings) -> int:
         The process exit status.
     """
     from durable_workflow_server.app import migrate_database
+    from durable_workflow_server.storage import StorageError
 
-    asyncio.run(migrate_database(settings))
+    try:
+        asyncio.run(migrate_database(settings))
+    except StorageError as exc:  # unreachable database, or a schema newer than this release
+        logger.error("cannot migrate %s: %s", settings.describe_db(), exc)
+        return 1
     logger.info("database %s is up to date", settings.describe_db())
     return 0
 
@@ -213,6 +283,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = parser.parse_args(argv)
     env = os.environ if environ is None else environ
     flags = vars(args)
+    if args.group == "workflow":
+        return workflow_history(flags, env)
     try:
         settings = Settings.from_sources(flags, env)
     except ConfigError as exc:

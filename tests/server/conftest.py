@@ -6,6 +6,8 @@
 - ``http``: an ``aiohttp.ClientSession`` for one test.
 - ``dw_server``: a factory for a private server (``dw_server(*extra_args)``), stopped after
   the test; use it when a test needs an empty database or its own flags.
+- ``engine_storage``: an unopened storage backend private to one test, once per backend
+  (SQLite; PostgreSQL when ``DW_TEST_POSTGRES_DSN`` is set, else that run is skipped).
 
 Each server binds 127.0.0.1 on a free port, uses a database in a tmp dir, is waited for on
 ``/api/health`` (10 s at most; its log is shown if it does not come up) and is stopped by
@@ -20,6 +22,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from api_support import DwServer
+from storage_backends import BACKENDS, forget, make_storage
+
+from durable_workflow_server.storage import Storage
 
 TOKENS = {"worker": "worker-secret-1", "operator": "operator-secret-2", "admin": "admin-secret-3"}
 
@@ -83,3 +88,11 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client session for one test."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(params=BACKENDS)
+def engine_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A fresh, unopened backend for one engine test; the test runs once per backend."""
+    kind: str = request.param
+    yield make_storage(kind, tmp_path)
+    forget(kind, tmp_path)

@@ -51,10 +51,11 @@ def test_migrate_creates_the_database_and_exits(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
 
 
-def test_postgres_dsn_is_refused_clearly_for_now(tmp_path: Path) -> None:
-    done = _dw("server", "start", "--db", "postgresql://dw@127.0.0.1:1/dw", cwd=tmp_path)
-    assert done.returncode == 2
-    assert "PostgreSQL backend not available yet" in done.stderr
+def test_unreachable_postgres_is_reported_clearly(tmp_path: Path) -> None:
+    done = _dw("server", "migrate", "--db", "postgresql://dw:pw@127.0.0.1:1/dw", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "cannot open the PostgreSQL database" in done.stderr
+    assert "pw@" not in done.stderr  # the password stays out of the log
 
 
 def test_bad_flag_values_exit_2(tmp_path: Path) -> None:

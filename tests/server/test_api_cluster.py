@@ -48,7 +48,7 @@ async def test_cluster_info_passes_the_2_12_worker_gates(
     assert contract["auth_material"]["token"] == {"status": "supported", "effective_config_value": "redacted"}
     assert info["limits"]["max_payload_bytes"] == 2 * 1024 * 1024
     caps = info["worker_protocol"]["server_capabilities"]
-    assert caps["query_tasks"] is False
+    assert caps["query_tasks"] is True  # query tasks are served
     assert caps["long_poll_timeout"] == 30
     assert "schedule_activity" in caps["supported_workflow_task_commands"]
     assert info["capabilities"]["workflow_tasks"] is True

@@ -106,7 +106,7 @@ def test_auth_composition_contract_meets_the_2_12_gates() -> None:
 def test_server_capabilities_advertise_only_what_exists() -> None:
     caps = server_capabilities(("schedule_activity", "complete_workflow"))
     assert caps["supported_workflow_task_commands"] == ["schedule_activity", "complete_workflow"]
-    assert caps["query_tasks"] is False
+    assert caps["query_tasks"] is True  # query tasks are served
     assert caps["long_poll_timeout"] == 30
     assert caps["workflow_task_poll_request_idempotency"] is True
     assert (caps["history_page_size_default"], caps["history_page_size_max"]) == (500, 1000)

@@ -11,6 +11,7 @@ import pytest
 
 from durable_workflow import serializer
 from durable_workflow_server.engine import Engine, EngineError, EngineSettings, ManualClock
+from durable_workflow_server.storage import Storage
 from durable_workflow_server.storage.sqlite import SqliteStorage
 
 NS = "default"
@@ -23,8 +24,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Engine]:
-    eng = Engine(SqliteStorage(tmp_path / "dw.sqlite"), clock=clock)
+async def engine(engine_storage: Storage, clock: ManualClock) -> AsyncIterator[Engine]:
+    eng = Engine(engine_storage, clock=clock)
     await eng.start(background=False)
     await eng.register_worker(NS, {"worker_id": "w1", "task_queue": Q, "runtime": "python"})
     yield eng
@@ -263,16 +264,19 @@ async def test_cancel_reaches_activity_through_heartbeat(engine: Engine) -> None
     beat = await engine.heartbeat_activity_task(
         NS, a1["task_id"], attempt_id=a1["activity_attempt_id"], lease_owner="w1"
     )
-    assert (
-        beat["cancel_requested"] is True
-        and beat["can_continue"] is False
-        and beat["reason"] == "run_cancelled"
+    # Cooperative: the run is still open, the activity is told and may clean up.
+    assert beat["cancel_requested"] is True and beat["reason"] == "run_cancel_requested"
+    await engine.terminate_workflow(NS, "wf-1", None, reason="stop now")
+    beat = await engine.heartbeat_activity_task(
+        NS, a1["task_id"], attempt_id=a1["activity_attempt_id"], lease_owner="w1"
     )
+    assert beat["cancel_requested"] is True and beat["can_continue"] is False
+    assert beat["reason"] == "run_terminated"
     with pytest.raises(EngineError) as err:
         await engine.complete_activity_task(
             NS, a1["task_id"], attempt_id=a1["activity_attempt_id"], lease_owner="w1", result=None
         )
-    assert err.value.reason == "run_cancelled" and err.value.extra["outcome"] == "ignored"
+    assert err.value.reason == "run_terminated" and err.value.extra["outcome"] == "ignored"
 
 
 async def test_activity_guards(engine: Engine) -> None:

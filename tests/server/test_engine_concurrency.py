@@ -6,20 +6,19 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from durable_workflow_server.engine import Engine
-from durable_workflow_server.storage.sqlite import SqliteStorage
+from durable_workflow_server.storage import Storage
 
 NS = "default"
 Q = "q"
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = Engine(SqliteStorage(tmp_path / "dw.sqlite"))
+async def engine(engine_storage: Storage) -> AsyncIterator[Engine]:
+    eng = Engine(engine_storage)
     await eng.start()
     await eng.register_worker(NS, {"worker_id": "w1", "task_queue": Q, "runtime": "python"})
     yield eng

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from durable_workflow import serializer
 from durable_workflow_server.engine import Engine, EngineError, EngineSettings
-from durable_workflow_server.storage.sqlite import SqliteStorage
+from durable_workflow_server.storage import Storage
 
 NS = "default"
 Q = "q"
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = Engine(SqliteStorage(tmp_path / "dw.sqlite"), EngineSettings(history_wait_seconds=2))
+async def engine(engine_storage: Storage) -> AsyncIterator[Engine]:
+    eng = Engine(engine_storage, EngineSettings(history_wait_seconds=2))
     await eng.start()
     await eng.register_worker(NS, {"worker_id": "w1", "task_queue": Q, "runtime": "python"})
     yield eng
@@ -136,13 +135,13 @@ async def test_cancel_and_terminate(engine: Engine) -> None:
     task = (await engine.poll_workflow_task(NS, worker_id="w1", task_queue=Q, timeout_seconds=1))["task"]
     assert task is not None
     reply = await engine.cancel_workflow(NS, "c1", None, reason="user asked")
-    assert reply["outcome"] == "cancelled" and reply["reason"] == "user asked"
-    err = await error_of(
-        engine.complete_workflow_task(
-            NS, task["task_id"], lease_owner="w1", attempt=1, commands=[{"type": "complete_workflow"}]
-        )
+    assert reply["outcome"] == "cancel_requested" and reply["reason"] == "user asked"
+    assert (await engine.cancel_workflow(NS, "c1", None))["duplicate"] is True
+    assert (await engine.describe_workflow(NS, "c1"))["is_terminal"] is False  # cooperative
+    # The code finishes after the request (here without seeing it): the run closes cancelled.
+    await engine.complete_workflow_task(
+        NS, task["task_id"], lease_owner="w1", attempt=1, commands=[{"type": "complete_workflow"}]
     )
-    assert err.reason == "run_closed" and err.extra["stop_reason"] == "run_cancelled"
     assert (await error_of(engine.cancel_workflow(NS, "c1", None))).reason == "run_not_active"
     result = await engine.await_run_result(NS, "c1", None, wait_seconds=0)
     assert result["status"] == "cancelled" and result["failure"]["exception_type"] == "WorkflowCancelled"

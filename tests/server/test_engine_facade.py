@@ -33,6 +33,16 @@ FACADE = {
     "cancel_workflow",
     "terminate_workflow",
     "await_run_result",
+    "signal_workflow",
+    "query_workflow",
+    "update_workflow",
+    "poll_query_task",
+    "complete_query_task",
+    "fail_query_task",
+    "list_search_attributes",
+    "register_search_attribute",
+    "delete_search_attribute",
+    "export_history",
 }
 
 

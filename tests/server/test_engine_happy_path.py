@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from durable_workflow import serializer
 from durable_workflow_server.engine import Engine, EngineError, EngineSettings
-from durable_workflow_server.storage.sqlite import SqliteStorage
+from durable_workflow_server.storage import Storage
 
 NS = "default"
 Q = "orders"
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = Engine(SqliteStorage(tmp_path / "dw.sqlite"), EngineSettings(timer_poll_seconds=0.2))
+async def engine(engine_storage: Storage) -> AsyncIterator[Engine]:
+    eng = Engine(engine_storage, EngineSettings(timer_poll_seconds=0.2))
     await eng.start()
     yield eng
     await eng.stop()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from durable_workflow import serializer
 from durable_workflow_server.engine import Engine, EngineError, EngineSettings, ManualClock
-from durable_workflow_server.storage.sqlite import SqliteStorage
+from durable_workflow_server.storage import Storage
 
 NS = "default"
 Q = "q"
@@ -22,10 +21,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Engine]:
-    eng = Engine(
-        SqliteStorage(tmp_path / "dw.sqlite"), EngineSettings(workflow_task_lease_seconds=60), clock=clock
-    )
+async def engine(engine_storage: Storage, clock: ManualClock) -> AsyncIterator[Engine]:
+    eng = Engine(engine_storage, EngineSettings(workflow_task_lease_seconds=60), clock=clock)
     await eng.start(background=False)
     await eng.register_worker(NS, {"worker_id": "w1", "task_queue": Q, "runtime": "python"})
     await eng.register_worker(NS, {"worker_id": "w2", "task_queue": Q, "runtime": "python"})
@@ -298,7 +295,7 @@ async def test_type_filter_routes_tasks(engine: Engine) -> None:
             ],
             "commands.0.arguments",
         ),
-        ([{"type": "continue_as_new"}], "commands.0.type"),
+        ([{"type": "start_service_operation"}], "commands.0.type"),
         ([{"type": "teleport"}], "commands.0.type"),
         ([{"type": "fail_workflow"}], "commands.0.message"),
         ([], "commands"),

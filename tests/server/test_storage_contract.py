@@ -1,13 +1,18 @@
-"""The storage contract: every backend must pass this suite (only ``sqlite`` so far; add a
-``postgres`` param to ``backend`` and a branch to ``make_storage``)."""
+"""The storage contract: every backend must pass this suite.
+
+``backend`` runs each test over SQLite and over PostgreSQL; the PostgreSQL runs skip with a
+clear reason when ``DW_TEST_POSTGRES_DSN`` is absent, and each uses a fresh schema of its own
+(dropped afterwards), so no test sees another's rows."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from storage_backends import BACKENDS, forget
+from storage_backends import make_storage as backend_storage
 
 from durable_workflow_server.storage import (
     ROW_TYPES,
@@ -41,17 +46,14 @@ T0 = 1_800_000_000.0
 
 
 def make_storage(kind: str, tmp_path: Path) -> Storage:
-    if kind == "sqlite":
-        from durable_workflow_server.storage.sqlite import SqliteStorage
-
-        return SqliteStorage(tmp_path / "contract.sqlite")
-    raise AssertionError(kind)
+    return backend_storage(kind, tmp_path, "contract")
 
 
-@pytest.fixture(params=["sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     kind: str = request.param
-    return kind
+    yield kind
+    forget(kind, tmp_path, "contract")
 
 
 @pytest.fixture
@@ -191,7 +193,7 @@ async def test_rows_round_trip(storage: Storage) -> None:
     assert await storage.open_activities("r1") == [act]
     assert await storage.pending_timers("r1") == [timer]
     assert await storage.get_run("missing") is None
-    assert len(ROW_TYPES) == 7
+    assert len(ROW_TYPES) == 10
 
 
 async def test_mutation_is_atomic(storage: Storage) -> None:

@@ -28,12 +28,13 @@ def free_port() -> int:
 
 
 class DwServer:
-    """One ``dw server start`` subprocess on a free port and a database under ``workdir``."""
+    """One ``dw server start`` subprocess on a free port and a database under ``workdir``
+    (or ``db``: another database, such as a ``postgresql://`` DSN several servers share)."""
 
-    def __init__(self, workdir: Path, *extra_args: str) -> None:
+    def __init__(self, workdir: Path, *extra_args: str, db: str | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
-        self.db = str(workdir / "dw.db")
+        self.db = db if db is not None else str(workdir / "dw.db")
         self.log_path = workdir / "server.log"
         self.args = [
             sys.executable, "-m", "durable_workflow_server.cli", "server", "start",

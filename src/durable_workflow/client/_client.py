@@ -14,6 +14,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from durable_workflow import serializer
+from durable_workflow.client import _search
+from durable_workflow.client._export import export_document, write_export
 from durable_workflow.client._handle import WorkflowHandle
 from durable_workflow.client._http import HttpApi
 from durable_workflow.client._transport import AiohttpTransport, Transport
@@ -263,7 +265,9 @@ class Client:
         Args:
             workflow_type: only this type.
             status: only this status bucket (``failed`` also covers cancelled and terminated).
-            query: a substring of the workflow id or business key.
+            query: a visibility query such as ``"WorkflowType = 'orders' AND Status = 'running'"``
+                (see :mod:`durable_workflow.client._search`), or a plain word: a substring of
+                the workflow id or business key.
             page_size: rows per page (1..200, server default 50).
             next_page_token: the token from the previous page.
 
@@ -282,6 +286,53 @@ class Client:
             },
         )
         return WorkflowListPage.from_json(body)
+
+    async def list_search_attributes(self) -> dict[str, dict[str, str]]:
+        """The namespace's search attributes.
+
+        Returns:
+            ``{"system_attributes": {name: type}, "custom_attributes": {name: type}}``.
+        """
+        return await _search.list_search_attributes(self._api)
+
+    async def register_search_attribute(self, name: str, type: _search.SearchAttributeType) -> None:
+        """Register a custom search attribute so that list queries may name it.
+
+        Args:
+            name: ``^[A-Za-z][A-Za-z0-9_]*$``, at most 128 characters.
+            type: keyword, text, int, double, bool, datetime or keyword_list.
+
+        Raises:
+            errors.Conflict: reason ``attribute_already_exists`` or ``name_reserved``.
+            errors.ValidationFailed: a bad name or type, or the namespace limit (100).
+        """
+        await _search.register_search_attribute(self._api, name, type)
+
+    async def delete_search_attribute(self, name: str) -> None:
+        """Delete a custom search attribute's registration.
+
+        Raises:
+            errors.NotFound: reason ``attribute_not_found``.
+            errors.Conflict: reason ``system_attribute``.
+        """
+        await _search.delete_search_attribute(self._api, name)
+
+    async def export_history(self, workflow_id: str, path: str, *, run_id: str | None = None) -> int:
+        """Write a run's history to ``path`` for :class:`~durable_workflow.workflow.Replayer`.
+
+        Args:
+            workflow_id: the workflow id.
+            path: the file to write (JSON).
+            run_id: a specific run; the current run when None.
+
+        Returns:
+            How many events were written.
+        """
+        handle = self.get_workflow_handle(workflow_id, run_id)
+        resolved = run_id or (await handle.describe()).run_id or ""
+        events = await self.get_workflow_handle(workflow_id, resolved).history()
+        write_export(path, export_document(workflow_id, resolved, events))
+        return len(events)
 
     async def iter_workflows(
         self,

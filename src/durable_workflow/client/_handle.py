@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from durable_workflow import serializer
+from durable_workflow.client import _messages
 from durable_workflow.client._http import HttpApi
 from durable_workflow.client._types import WorkflowDescription
 from durable_workflow.errors import (
@@ -196,7 +197,13 @@ class WorkflowHandle:
         raise error_cls(str(message), workflow_id=self._workflow_id, run_id=run_id, failure=failure)
 
     async def cancel(self, reason: str | None = None) -> None:
-        """Cancel the workflow's current run; it closes at once, no workflow code runs.
+        """Ask the workflow's current run to cancel.
+
+        The request is delivered to the workflow code as
+        :class:`~durable_workflow.workflow.WorkflowCancellationRequested` at the ``yield`` it
+        waits on; the code may clean up, and the run then closes as ``cancelled``
+        (``result()`` raises :class:`~durable_workflow.errors.WorkflowCancelledError`). Open
+        activities see it through their heartbeat. Use :meth:`terminate` to stop at once.
 
         Args:
             reason: recorded with the cancellation (at most 1000 characters).
@@ -230,6 +237,72 @@ class WorkflowHandle:
             # An earlier attempt was applied and its answer lost: the run is closed as asked.
             return
         raise error
+
+    @property
+    def _target(self) -> str:
+        return self._base if self._run_id is None else f"{self._base}/runs/{_seg(self._run_id)}"
+
+    async def signal(self, name: str, *args: Any, request_id: str | None = None) -> None:
+        """Send a signal; the ``@workflow.signal(name)`` handler runs with ``args``.
+
+        Args:
+            name: the signal name.
+            *args: the handler's positional arguments.
+            request_id: an idempotency key (generated when None): the same key with the same
+                signal records it once.
+
+        Raises:
+            errors.WorkflowNotFound: unknown workflow or run.
+            errors.Conflict: the run is closed or not the current run, or the key was used
+                for another signal (reason ``request_id_conflict``).
+        """
+        await _messages.signal(self._api, self._target, name, args, request_id)
+
+    async def query(self, name: str, *args: Any) -> Any:
+        """Ask a worker to answer the ``@workflow.query(name)`` handler from the run's history.
+
+        Works on closed runs too. Queries never change the workflow.
+
+        Raises:
+            errors.QueryFailed: unknown query, the handler raised, no worker is polling the
+                run's queue (reason ``query_worker_unavailable``) or none answered in time.
+            errors.WorkflowNotFound: unknown workflow or run.
+        """
+        return await _messages.query(self._api, self._target, name, args)
+
+    async def update(
+        self,
+        name: str,
+        *args: Any,
+        wait_for: str = "completed",
+        update_id: str | None = None,
+        wait_timeout_seconds: float | None = None,
+    ) -> Any:
+        """Run the ``@workflow.update(name)`` handler (after its validator) and return its result.
+
+        Args:
+            name: the update name.
+            *args: the handler's positional arguments.
+            wait_for: ``"completed"`` (return the result) or ``"accepted"`` (return once the
+                validator accepted it: None, or the result if it already completed).
+            update_id: an idempotency key (generated when None): the same id returns the first
+                outcome and never runs the handler twice.
+            wait_timeout_seconds: give up after this long (``TimeoutError``); None waits on.
+
+        Raises:
+            errors.UpdateFailed: the validator rejected it (reason ``update_rejected``) or the
+                handler raised (reason ``update_failed``).
+            errors.Conflict: the run is closed or not the current run.
+        """
+        return await _messages.update(
+            self._api,
+            self._target,
+            name,
+            args,
+            wait_for=wait_for,
+            update_id=update_id,
+            wait_timeout_seconds=wait_timeout_seconds,
+        )
 
     async def history(self) -> list[dict[str, Any]]:
         """Fetch the run's whole history, following page tokens.

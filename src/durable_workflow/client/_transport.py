@@ -187,6 +187,9 @@ class AiohttpTransport(Transport):
         session = self._get_session()
         aiohttp = self._aiohttp
         send_headers = dict(headers or {})
+        # aiohttp would ask for gzip by default: on the loopback or a LAN the server's compress
+        # and our decompress cost more CPU than the bytes saved (bodies are a few KiB at most).
+        send_headers.setdefault("Accept-Encoding", "identity")
         data: bytes | None = None
         if json is not None:
             data = orjson.dumps(json)

@@ -123,7 +123,9 @@ class Registration:
             "max_concurrent_workflow_tasks": self.max_concurrent_workflow_tasks,
             "max_concurrent_activity_tasks": self.max_concurrent_activity_tasks,
             "task_slots": self._task_slots(),
-            "capabilities": [],
+            # Query tasks are polled, and updates are validated inside the update's workflow
+            # task (docs/protocol-decisions.md), whenever this worker runs workflows.
+            "capabilities": ["query_tasks", "update_validation_in_task"] if self.workflow_types else [],
             "process_metrics": {"process_id": os.getpid()},
         }
         if self.build_id is not None:

@@ -26,6 +26,7 @@ from typing import Any
 from durable_workflow.client import Client
 from durable_workflow.worker._activity_tasks import ActivityTaskPoller
 from durable_workflow.worker._polling import TaskPoller
+from durable_workflow.worker._query_tasks import QueryTaskPoller
 from durable_workflow.worker._registration import (
     Registration,
     new_worker_id,
@@ -41,8 +42,18 @@ logger = logging.getLogger("durable_workflow.worker")
 #: Poll loops per task kind. More than one keeps a slot from idling while one poll's answer
 #: is in transit; more than a few only adds held connections on the server.
 POLLERS_PER_KIND = 4
+#: A big worker gets one more poll loop per this many slots, up to MAX_POLLERS_PER_KIND: each
+#: loop leases at most one task per round trip (5-15 ms under load), so 4 loops cap a kind at
+#: a few hundred tasks/s however many slots are free.
+SLOTS_PER_EXTRA_POLLER = 25
+MAX_POLLERS_PER_KIND = 16
 #: Seconds in-flight tasks get to finish when shutdown names no grace period.
 DEFAULT_GRACE_SECONDS = 30.0
+
+
+def pollers_for(max_concurrent: int) -> int:
+    """Poll loops for a task kind with ``max_concurrent`` slots."""
+    return max(POLLERS_PER_KIND, min(MAX_POLLERS_PER_KIND, max_concurrent // SLOTS_PER_EXTRA_POLLER))
 
 
 class Worker:
@@ -247,7 +258,15 @@ class Worker:
                 WorkflowTaskPoller(
                     workflows=self._workflows,
                     max_concurrent=self._max_workflow_tasks,
-                    pollers=POLLERS_PER_KIND,
+                    pollers=pollers_for(self._max_workflow_tasks),
+                    **common,
+                )
+            )
+            pollers.append(
+                QueryTaskPoller(
+                    workflows=self._workflows,
+                    max_concurrent=self._max_workflow_tasks,
+                    pollers=1,
                     **common,
                 )
             )
@@ -257,7 +276,7 @@ class Worker:
                     activities=self._activities,
                     executor=self._get_executor,
                     max_concurrent=self._max_activities,
-                    pollers=POLLERS_PER_KIND,
+                    pollers=pollers_for(self._max_activities),
                     **common,
                 )
             )

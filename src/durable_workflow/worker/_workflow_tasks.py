@@ -23,6 +23,7 @@ from durable_workflow import serializer, workflow
 from durable_workflow.errors import NonDeterministicReplayError, ServerError, UnsupportedPayloadCodec
 from durable_workflow.protocol import PAYLOAD_CODEC
 from durable_workflow.worker._polling import TaskPoller, is_drop
+from durable_workflow.worker._updates import replay_task
 
 __all__ = ["WAITING_FOR_HISTORY", "WorkflowTaskPoller"]
 
@@ -126,14 +127,8 @@ class WorkflowTaskPoller(TaskPoller):
             raise _TaskFailure(_failure(exc)) from exc
         history = await self._full_history(task, base, lease)
         try:
-            outcome = workflow.replay(
-                cls,
-                history,
-                start_input,
-                workflow_id=task.get("workflow_id"),
-                run_id=str(task.get("run_id") or ""),
-                payload_codec=codec,
-            )
+            # An update task runs the update's handler (and validator) instead of the code.
+            outcome = replay_task(cls, history, start_input, task, codec)
             return list(workflow.commands_to_server_commands(outcome.commands, self.task_queue))
         except NonDeterministicReplayError as exc:
             logger.error("workflow task %s (%s): %s", task.get("task_id"), workflow_type, exc)

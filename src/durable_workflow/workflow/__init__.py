@@ -24,6 +24,7 @@ This package never imports the client, the worker or an HTTP library: the worker
 """
 
 from durable_workflow.retry_policy import ActivityRetryPolicy, ChildWorkflowRetryPolicy
+from durable_workflow.workflow._cancel import WorkflowCancellationRequested
 from durable_workflow.workflow._commands import (
     CompleteUpdate,
     CompleteWorkflow,
@@ -71,6 +72,7 @@ __all__ = [
     "UnknownUpdate",
     "UpsertSearchAttributes",
     "WaitCondition",
+    "WorkflowCancellationRequested",
     "WorkflowContext",
     "WorkflowDefinition",
     "apply_update",

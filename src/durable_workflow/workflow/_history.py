@@ -102,6 +102,9 @@ class History:
         self.started_event: Mapping[str, Any] | None = None
         self.closed = False
         self.length = 0
+        #: History index of the first ``CancelRequested`` (and its reason), if any.
+        self.cancel_index: int | None = None
+        self.cancel_reason: str | None = None
         self._by_seq: dict[int, Step] = {}
         self._unsequenced: dict[str, list[Step]] = {}
         self._waits: list[Step] = []
@@ -346,6 +349,27 @@ def _closed(h: History, index: int, et: str, p: Mapping[str, Any], event: Mappin
     h.closed = True
 
 
+def _cancel_requested(
+    h: History, index: int, et: str, p: Mapping[str, Any], event: Mapping[str, Any]
+) -> None:
+    if h.cancel_index is None:
+        h.cancel_index = index
+        reason = p.get("reason")
+        h.cancel_reason = reason if isinstance(reason, str) else None
+
+
+def _timer_cancelled(
+    h: History, index: int, et: str, p: Mapping[str, Any], event: Mapping[str, Any]
+) -> None:
+    # Only plain timers are steps; a wait's timer belongs to its wait (and its own events).
+    if p.get("timer_kind") is not None or p.get("condition_wait_id") is not None:
+        return
+    seq = _seq(p)
+    step = h._by_seq.get(seq) if seq is not None else None
+    if step is not None and step.kind == TIMER:
+        _resolve(step, index, None)
+
+
 _HANDLERS: dict[str, _Handler] = {
     Event.WORKFLOW_STARTED: _started,
     Event.ACTIVITY_SCHEDULED: _activity_scheduled,
@@ -380,6 +404,8 @@ _HANDLERS: dict[str, _Handler] = {
     Event.WORKFLOW_TIMED_OUT: _closed,
     Event.WORKFLOW_CANCELLED: _closed,
     Event.WORKFLOW_TERMINATED: _closed,
+    Event.CANCEL_REQUESTED: _cancel_requested,
+    Event.TIMER_CANCELLED: _timer_cancelled,
 }
 
 _EMPTY: Mapping[str, Any] = {}

@@ -27,6 +27,7 @@ from durable_workflow import errors
 from durable_workflow.errors import NonDeterministicReplayError, ReplayError, WorkflowDefinitionError
 from durable_workflow.workflow import _groups as g
 from durable_workflow.workflow import _history as h
+from durable_workflow.workflow._cancel import WorkflowCancellationRequested
 from durable_workflow.workflow._commands import (
     CompleteWorkflow,
     ContinueAsNew,
@@ -49,6 +50,24 @@ _VALUE = 0  # send the value back into the generator
 _THROW = 1  # throw the exception into the generator
 _BLOCKED = 2  # no result yet: the task ends here
 _DONE = 3  # a terminal command was yielded
+
+# inspect.signature costs ~0.2 ms and every workflow task replays from the start; a class's
+# run method does not change, so its signature is computed once per function.
+_SIGNATURES: dict[Callable[..., Any], inspect.Signature] = {}
+
+
+def _check_arguments(run: Callable[..., Any], ctx: Any, args: list[Any]) -> None:
+    """Raise TypeError if ``run(ctx, *args)`` would not bind (before running any code)."""
+    func = getattr(run, "__func__", None)
+    owner = getattr(run, "__self__", None)
+    if func is None or owner is None:  # not a bound method: nothing stable to cache by
+        inspect.signature(run).bind(ctx, *args)
+        return
+    signature = _SIGNATURES.get(func)
+    if signature is None:
+        signature = _SIGNATURES[func] = inspect.signature(func)
+    signature.bind(owner, ctx, *args)
+
 
 _KINDS: dict[type, str] = {
     ScheduleActivity: h.ACTIVITY,
@@ -128,6 +147,8 @@ class Driver:
         self.result: Any = None
         self.fatal: BaseException | None = None
         self.versions: dict[str, int] = {}
+        #: A recorded cancel request not yet raised into the code (see ``_cancel_due``).
+        self.cancel_at = history.cancel_index
         ctx._runtime = self
 
     # --- WorkflowRuntime ----------------------------------------------------------------
@@ -207,7 +228,7 @@ class Driver:
         """Call ``run(ctx, *args)`` and drive it as far as the history allows."""
         run = getattr(self.instance, self.definition.run)
         try:
-            inspect.signature(run).bind(self.ctx, *args)
+            _check_arguments(run, self.ctx, args)
         except TypeError as exc:
             raise WorkflowDefinitionError(
                 f"workflow {self._type()!r} cannot take its start input {args!r}: {exc}"
@@ -243,6 +264,10 @@ class Driver:
                 return
             except _ReceiverFailed as failed:
                 self._finish_failure(failed.error)
+                return
+            except WorkflowCancellationRequested as cancelled:  # not caught by the code
+                self._raise_fatal()
+                self._finish_failure(cancelled)
                 return
             except Exception as exc:
                 self._raise_fatal()
@@ -318,6 +343,8 @@ class Driver:
         # running (an upsert here): a signal that arrived while the task ran is recorded before
         # the task's own events, and must not change a decision made without it.
         step = self._match(kind, yielded, None, apply=kind != h.UPSERT)
+        if kind != h.UPSERT and self._cancel_due([step]):
+            return self._deliver_cancel()
         if step is None:
             if not self.record_new:
                 return _BLOCKED, None
@@ -325,6 +352,10 @@ class Driver:
             self.commands.append(yielded)
             # Upserts keep the code running; every other new step ends the task.
             return (_VALUE, None) if kind == h.UPSERT else (_BLOCKED, None)
+        if kind == h.UPSERT:
+            # A recorded upsert is not a delivery point either (see above): going through
+            # _result() would run receivers recorded ahead of it, which the live task never saw.
+            return _VALUE, None
         return self._result(step)
 
     def _result(self, step: h.Step) -> tuple[int, Any]:
@@ -345,12 +376,18 @@ class Driver:
         leaves, groups = g.flatten(items, _KINDS)
         matched: list[h.Step | None] = []
         sequences: list[int] = []
+        seq_before = self.seq
         for index, leaf in enumerate(leaves):
             step = self._match(leaf.kind, leaf.command, g.shape(leaves, groups, index))
             if step is None and self.record_new:
                 self.seq += 1
             matched.append(step)
             sequences.append(self.seq)
+        if self._cancel_due(matched):
+            # New members are not issued: the code learns of the cancel instead.
+            recorded = [s.sequence for s in matched if s is not None and s.sequence is not None]
+            self.seq = max([seq_before, *recorded])
+            return self._deliver_cancel()
         if not self.record_new and any(step is None for step in matched):
             return _BLOCKED, None
         for index, step in enumerate(matched):
@@ -380,6 +417,8 @@ class Driver:
             return _THROW, exc
         while True:
             step = self._match(h.WAIT, command, None)
+            if self._cancel_due([step]):
+                return self._deliver_cancel()
             if step is None:
                 if not self.record_new:
                     return _BLOCKED, None
@@ -408,6 +447,30 @@ class Driver:
                 return _BLOCKED, None
             # Satisfied was recorded but the predicate is still false: the wait re-opens with
             # the same identity, which consumes the next recorded open or queues a new one.
+
+    # --- cancellation -------------------------------------------------------------------
+
+    def _cancel_due(self, steps: list[h.Step | None]) -> bool:
+        """Whether a recorded cancel request is raised at a yield waiting on ``steps``.
+
+        It is raised at the first blocking yield that, in history, had not resolved before
+        the request: a new step, a step still pending, or one resolved after the request.
+        That is the yield the code was blocked on when the request arrived, on the first
+        execution and on every replay alike.
+        """
+        at = self.cancel_at
+        if at is None:
+            return False
+        return any(s is None or s.outcome == h.PENDING or s.result_index > at for s in steps)
+
+    def _deliver_cancel(self) -> tuple[int, Any]:
+        at = self.cancel_at
+        assert at is not None
+        self.cancel_at = None
+        if self.rpos < len(self.receivers):
+            self._apply_receivers(at)
+        reason = self.history.cancel_reason
+        return _THROW, WorkflowCancellationRequested(reason or "the workflow run was asked to cancel")
 
     # --- history cursor -----------------------------------------------------------------
 

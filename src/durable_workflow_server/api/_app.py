@@ -18,7 +18,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from durable_workflow_server.api import _activity_tasks, _cluster, _workers, _workflow_tasks, _workflows
+from durable_workflow_server.api import (
+    _activity_tasks,
+    _cluster,
+    _history_export,
+    _query_tasks,
+    _search_attributes,
+    _workers,
+    _workflow_tasks,
+    _workflows,
+)
+from durable_workflow_server.api import _messages as _message_routes
 from durable_workflow_server.api._context import Api
 from durable_workflow_server.api._errors import ApiError
 from durable_workflow_server.api._manifest import DEFAULT_WORKFLOW_TASK_COMMANDS
@@ -47,6 +57,10 @@ def api_routes(api: Api) -> list[Route]:
             *_workflow_tasks.routes(api),
             *_activity_tasks.routes(api),
             *_workflows.routes(api),
+            *_message_routes.routes(api),
+            *_query_tasks.routes(api),
+            *_search_attributes.routes(api),
+            *_history_export.routes(api),
             *_workers.routes(api),
             *_cluster.routes(api),
         ]

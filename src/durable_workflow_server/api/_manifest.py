@@ -35,6 +35,11 @@ DEFAULT_WORKFLOW_TASK_COMMANDS: tuple[str, ...] = (
     Command.RECORD_SIDE_EFFECT,
     Command.RECORD_VERSION_MARKER,
     Command.UPSERT_SEARCH_ATTRIBUTES,
+    Command.START_CHILD_WORKFLOW,
+    Command.CONTINUE_AS_NEW,
+    Command.OPEN_CONDITION_WAIT,
+    Command.COMPLETE_UPDATE,
+    Command.FAIL_UPDATE,
 )
 
 RESPONSE_SCHEMA = "durable-workflow.v2.control-plane-response"
@@ -53,6 +58,7 @@ PROJECTED_FIELDS: tuple[str, ...] = (
     "result", "result_envelope", "update_id", "update_status", "wait_for", "wait_timed_out",
     "wait_timeout_seconds",
     "blocked_reason", "message", "diagnostic_status",
+    "operation_name", "operation_name_field",
 )  # fmt: skip
 
 #: operation -> (required_fields, success_fields), for the operations we serve (§3).
@@ -66,6 +72,9 @@ OPERATION_CONTRACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cancel": (("workflow_id",), ("outcome",)),
     "terminate": (("workflow_id",), ("outcome",)),
     "result": (("workflow_id", "run_id"), ("status",)),
+    "signal": (("workflow_id", "operation_name", "operation_name_field"), ("outcome",)),
+    "query": (("workflow_id", "operation_name", "operation_name_field"), ("result",)),
+    "update": (("workflow_id", "operation_name", "operation_name_field"), ("outcome",)),
 }
 
 
@@ -92,11 +101,14 @@ def server_capabilities(commands: Sequence[str] = DEFAULT_WORKFLOW_TASK_COMMANDS
         "workflow_task_poll_request_idempotency": True,
         "history_page_size_default": HISTORY_PAGE_SIZE_DEFAULT,
         "history_page_size_max": HISTORY_PAGE_SIZE_MAX,
-        # Explicitly false, not absent: 2.12.0 reads absence as "discovery unavailable".
-        "query_tasks": False,
+        # 2.12.0 requires this before every query; the worker then polls query tasks.
+        "query_tasks": True,
         "activity_retry_policy": True,
         "activity_timeouts": True,
         "non_retryable_failures": True,
+        "child_workflow_retry_policy": True,
+        "child_workflow_timeouts": True,
+        "parent_close_policy": True,
         "response_compression": list(RESPONSE_ENCODINGS),
     }
 
@@ -217,14 +229,14 @@ def cluster_info_document(
         "capabilities": {
             "workflow_tasks": True,
             "activity_tasks": True,
-            "signals": False,
-            "queries": False,
-            "updates": False,
+            "signals": True,
+            "queries": True,
+            "updates": True,
             "schedules": False,
-            "search_attributes": False,
-            "history_export": False,
-            "continue_as_new": False,
-            "child_workflows": False,
+            "search_attributes": True,
+            "history_export": True,
+            "continue_as_new": True,
+            "child_workflows": True,
             "activity_timeouts": True,
             "activity_retry_policy": True,
             "non_retryable_failures": True,

@@ -55,7 +55,7 @@ async def list_workflows(call: Call) -> Reply:
     fields = Fields(_query(call))
     workflow_type = fields.string("workflow_type")
     status = fields.string("status", max_length=32)
-    query = fields.string("query")
+    query = fields.string("query", max_length=4096)
     page_size = fields.integer("page_size")
     page_token = fields.string("next_page_token", max_length=512)
     fields.done()

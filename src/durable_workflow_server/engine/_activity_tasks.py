@@ -394,7 +394,8 @@ async def complete(
         await core.storage.apply(m)
         return reply
 
-    return await core.retrying(once)
+    known = await core.storage.get_activity_task(task_id) if isinstance(task_id, str) else None
+    return await core.run_serial(known.run_id if known is not None else None, once)
 
 
 def _failure_fields(failure: Any) -> dict[str, Any]:
@@ -474,7 +475,8 @@ async def fail(
         await core.storage.apply(m)
         return reply
 
-    return await core.retrying(once)
+    known = await core.storage.get_activity_task(task_id) if isinstance(task_id, str) else None
+    return await core.run_serial(known.run_id if known is not None else None, once)
 
 
 async def heartbeat(
@@ -515,6 +517,8 @@ async def heartbeat(
                 can_continue=False, reason="stale_attempt" if task.status == "timed_out" else "attempt_closed"
             )
             return reply
+        if run.cancel_requested:  # cooperative cancel: the activity may clean up and fail
+            reply.update(cancel_requested=True, reason="run_cancel_requested")
         lease_until = now + core.settings.activity_lease_seconds
         m = Mutation(preconditions=[ActivityTaskState(task.task_id, "leased", attempt_id)])
         m.ops.append(

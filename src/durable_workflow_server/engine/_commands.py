@@ -6,23 +6,24 @@ list as a whole (terminal placement, parallel-group numbering) as 409 ``invalid_
 Application builds one mutation; the caller applies it together with the task completion.
 
 The server numbers step commands itself (worker-plane §12.2): a dense per-run counter that
-starts at 1 and gives one number to each step (activity, timer, side effect, marker, upsert;
-later child, wait, continue-as-new).
+starts at 1 and gives one number to each step (activity, timer, child, side effect, marker,
+upsert, wait); continue-as-new, like the other terminal commands, takes none.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from durable_workflow.protocol import Command, Event, RunStatus
-from durable_workflow_server.engine import _activities
+from durable_workflow_server.engine import _activities, _cancel, _children, _continue, _messages
 from durable_workflow_server.engine._core import Core, close_run, event
 from durable_workflow_server.engine._errors import EngineError, invalid
 from durable_workflow_server.engine._ids import new_id
 from durable_workflow_server.engine._limits import INT64_MAX, INT64_MIN, MAX_ATTEMPTS, MAX_DURATION_SECONDS
 from durable_workflow_server.engine._payloads import PayloadInvalid, stored_from_command
+from durable_workflow_server.engine._search_index import index_search_attributes
 from durable_workflow_server.engine._time import iso
 from durable_workflow_server.storage import Insert, Mutation, Patch, RunRow, TimerRow, Wake, WorkflowTaskRow
 
@@ -81,16 +82,41 @@ SUPPORTED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset(),
     ),
     Command.UPSERT_SEARCH_ATTRIBUTES: (frozenset({"attributes"}), frozenset({"attribute_types"})),
+    Command.START_CHILD_WORKFLOW: (
+        frozenset({"workflow_type"}),
+        frozenset(
+            {
+                "arguments",
+                "queue",
+                "connection",
+                "parent_close_policy",
+                "retry_policy",
+                "execution_timeout_seconds",
+                "run_timeout_seconds",
+                "payload_codec",
+                "cancellation_policy",
+                "observability_context",
+            }
+        ),
+    ),
+    Command.CONTINUE_AS_NEW: (
+        frozenset(),
+        frozenset({"arguments", "workflow_type", "queue", "payload_codec", "observability_context"}),
+    ),
+    Command.OPEN_CONDITION_WAIT: (
+        frozenset(),
+        frozenset({"condition_key", "condition_definition_fingerprint", "timeout_seconds"}),
+    ),
+    Command.COMPLETE_UPDATE: (frozenset({"update_id"}), frozenset({"result", "payload_codec"})),
+    Command.FAIL_UPDATE: (
+        frozenset({"update_id", "message"}),
+        frozenset({"exception_type", "exception_class", "non_retryable"}),
+    ),
 }
 
 #: Known to the protocol, planned for the next issue; the schema already has room for them.
 NOT_YET = frozenset(
     {
-        Command.START_CHILD_WORKFLOW,
-        Command.CONTINUE_AS_NEW,
-        Command.OPEN_CONDITION_WAIT,
-        Command.COMPLETE_UPDATE,
-        Command.FAIL_UPDATE,
         "open_signal_wait",
         "start_service_operation",
         "record_local_activity",
@@ -129,6 +155,8 @@ STEP_COMMANDS = frozenset(
         Command.RECORD_SIDE_EFFECT,
         Command.RECORD_VERSION_MARKER,
         Command.UPSERT_SEARCH_ATTRIBUTES,
+        Command.START_CHILD_WORKFLOW,
+        Command.OPEN_CONDITION_WAIT,
     }
 )
 TERMINAL = frozenset({Command.COMPLETE_WORKFLOW, Command.FAIL_WORKFLOW, Command.CONTINUE_AS_NEW})
@@ -228,6 +256,18 @@ def _check_one(index: int, cmd: dict[str, Any], errors: dict[str, list[str]]) ->
             cmd["min_supported"] > cmd["max_supported"]
         ):
             errors[f"{where}.min_supported"] = ["must not exceed max_supported"]
+    elif ctype == Command.START_CHILD_WORKFLOW:
+        _check_payload(cmd, "arguments", where, errors)
+        if cmd.get("retry_policy") is not None:
+            _check_retry_policy(cmd["retry_policy"], f"{where}.retry_policy", errors)
+        _children.check_command(cmd, where, errors)
+    elif ctype == Command.CONTINUE_AS_NEW:
+        _check_payload(cmd, "arguments", where, errors)
+        _continue.check_command(cmd, where, errors)
+    elif ctype in _messages.COMMANDS:
+        _messages.check_command(index, cmd, errors)
+        if ctype == Command.COMPLETE_UPDATE:
+            _check_payload(cmd, "result", where, errors)
     elif ctype == Command.UPSERT_SEARCH_ATTRIBUTES:
         attrs = cmd.get("attributes")
         if attrs is not None:
@@ -375,6 +415,21 @@ async def apply(
             assert sequence is not None
             _start_timer(run, cmd, sequence, m, now, task.task_id)
             wait_kind = "timer"
+        elif ctype == Command.START_CHILD_WORKFLOW:
+            assert sequence is not None
+            _children.start(run, cmd, sequence, parallel_of(cmd), m, now, task.task_id)
+            wait_kind = "child"
+        elif ctype in TERMINAL and run.cancel_requested and _cancel.closes_cancelled(cmd):
+            await _cancel.close_cancelled(core, run, cmd, m, now, task.task_id)
+        elif ctype == Command.CONTINUE_AS_NEW:
+            # The successor inherits the attributes as upserted up to here.
+            current = replace(run, search_attributes=dict(search_attributes))
+            await _continue.continue_as_new(core, current, cmd, m, now, task.task_id)
+        elif ctype in _messages.COMMANDS:
+            kind = await _messages.apply_command(
+                core, run, task, cmd, sequence, last_sequence, plan.commands, m, now
+            )
+            wait_kind = kind or wait_kind
         elif ctype == Command.RECORD_SIDE_EFFECT:
             m.events.append(
                 event(
@@ -407,6 +462,7 @@ async def apply(
                     search_attributes.pop(key, None)
                 else:
                     search_attributes[key] = value
+            index_search_attributes(run, cmd["attributes"], m)
             m.events.append(
                 event(
                     run.run_id,
@@ -457,12 +513,15 @@ async def apply(
     fields: dict[str, Any] = {"next_workflow_sequence": last_sequence + 1, "last_progress_at": now}
     if search_attributes != run.search_attributes:
         fields["search_attributes"] = search_attributes
-    terminal = plan.commands[-1].get("type") in TERMINAL
+    last = plan.commands[-1]
+    terminal = last.get("type") in TERMINAL
     status = RunStatus.WAITING
     if terminal:
         status = (
-            RunStatus.COMPLETED
-            if plan.commands[-1]["type"] == Command.COMPLETE_WORKFLOW
+            RunStatus.CANCELLED
+            if run.cancel_requested and _cancel.closes_cancelled(last)
+            else RunStatus.COMPLETED
+            if last["type"] in (Command.COMPLETE_WORKFLOW, Command.CONTINUE_AS_NEW)
             else RunStatus.FAILED
         )
     else:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from durable_workflow.protocol import TERMINAL_RUN_STATUSES, Event, RunStatus, status_bucket
+from durable_workflow_server.engine import _cancel, _visibility
 from durable_workflow_server.engine._core import (
     Core,
     close_run,
@@ -84,11 +85,19 @@ async def list_workflows(
             after = (float(decoded[0]), str(decoded[1]))
         except (ValueError, TypeError, IndexError, KeyError, binascii.Error, orjson.JSONDecodeError) as exc:
             raise EngineError("bad_request", "invalid_page_token", "The page token is not valid.") from exc
+    visibility = None
+    if query is not None and _visibility.is_language(query):
+        # Parsed first: a syntax error is reported even before the registry is read.
+        tree = _visibility.parse(query)
+        defs = await core.storage.search_attribute_defs(ns)
+        custom = {d.name: d.type for d in defs if d.status == "active"}
+        visibility, query = _visibility.bind(tree, custom, query), None
     flt = RunFilter(
         namespace=ns,
         workflow_type=workflow_type,
         statuses=tuple(str(s) for s in STATUS_BUCKETS[status]) if status else None,
         query=query,
+        visibility=visibility,
     )
     rows = await core.storage.list_runs(flt, limit=size + 1, after=after)
     token = None
@@ -161,6 +170,7 @@ async def describe_workflow(
         "failure": run.failure,
         "continued_from_run_id": run.continued_from_run_id,
         "continued_to_run_id": run.continued_to_run_id,
+        "cancel_requested": run.cancel_requested,
         "workflow_task_failure": failure,
         "actions": {
             "can_signal": current and open_run,
@@ -297,6 +307,28 @@ async def close_by_request(
         now = core.now()
         command_id = new_id()
         m = Mutation(preconditions=[RunVersion(run.run_id, run.version)])
+        if not terminate:
+            # Cooperative: the run stays open until its code finishes (engine._cancel).
+            duplicate = run.cancel_requested
+            if not duplicate:
+                await _cancel.request_cancel(
+                    core, run, m, now, reason=reason, request_id=request_id, command_id=command_id
+                )
+                await core.storage.apply(m)
+            return {
+                "workflow_id": workflow_id,
+                "run_id": run.run_id,
+                "outcome": "cancel_requested",
+                "duplicate": duplicate,
+                "reason": reason,
+                "command_id": command_id,
+                "command_status": "accepted",
+                "command_source": "control_plane",
+                "target_scope": "run" if run_id else "instance",
+                "request_id": request_id,
+                "workflow_type": run.workflow_type,
+                "status": run.status,
+            }
         requested = Event.TERMINATE_REQUESTED if terminate else Event.CANCEL_REQUESTED
         closed = Event.WORKFLOW_TERMINATED if terminate else Event.WORKFLOW_CANCELLED
         base = {
@@ -380,6 +412,8 @@ async def await_run_result(
         failure = {
             k: run.failure.get(k) for k in ("message", "exception_type", "exception_class", "non_retryable")
         }
+        if run.failure.get("timeout_kind"):
+            failure["timeout_kind"] = run.failure["timeout_kind"]
     return {
         "workflow_id": run.workflow_id,
         "run_id": run.run_id,

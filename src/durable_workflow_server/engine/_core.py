@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -75,6 +76,7 @@ RESUME_KEYS = (
 )
 
 _MAX_RETRIES = 50
+_contention = random.Random()
 
 
 @dataclass
@@ -91,6 +93,8 @@ class Core:
     timer_retry: dict[str, float] = field(default_factory=dict)
     #: fire-and-forget work (lease releases) kept referenced until it finishes.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: run id -> (lock, users): serialises this node's writers of one run (see run_serial).
+    run_locks: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
 
     def now(self) -> float:
         """The clock's time."""
@@ -126,12 +130,39 @@ class Core:
             future.add_done_callback(give_back)
             raise
 
+    async def run_serial(self, run_id: str | None, attempt: Callable[[], Awaitable[T]]) -> T:
+        """:meth:`retrying`, one at a time per run on this node.
+
+        Hundreds of activities of one parallel group finishing together all write the same
+        run; in parallel almost every attempt would lose its version check and redo its reads.
+        Queueing them here makes each one succeed on its first try (other nodes still meet
+        the optimistic check, which stays the guarantee).
+        """
+        if run_id is None:
+            return await self.retrying(attempt)
+        lock, users = self.run_locks.get(run_id) or (asyncio.Lock(), 0)
+        self.run_locks[run_id] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self.retrying(attempt)
+        finally:
+            lock, users = self.run_locks[run_id]
+            if users <= 1:
+                del self.run_locks[run_id]
+            else:
+                self.run_locks[run_id] = (lock, users - 1)
+
     async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` again while a storage precondition fails (a concurrent change)."""
-        for _ in range(_MAX_RETRIES):
+        for tries in range(_MAX_RETRIES):
             try:
                 return await attempt()
             except PreconditionFailed:
+                if tries:
+                    # Many writers on one run (a thousand activities of one parallel group
+                    # completing at once) would otherwise collide in every round again:
+                    # a short random backoff spreads them out.
+                    await asyncio.sleep(_contention.uniform(0, min(0.002 * 2**tries, 0.25)))
                 continue
             except StorageUnavailable as exc:
                 raise EngineError("unavailable", "storage_unavailable", str(exc)) from exc
@@ -289,6 +320,12 @@ async def close_run(
         )
     m.ops.append(PatchWhere(TimerRow, {"run_id": run.run_id, "status": "pending"}, {"status": "cancelled"}))
     m.wakes.extend([Wake(("run", run.run_id)), Wake(("run_closed", run.run_id))])
+    # Children and parents hear about the close through durable rows (engine._children).
+    from durable_workflow_server.engine import _children
+
+    await _children.on_run_closed(
+        core, run, m, now, status=status, closed_reason=closed_reason, output=output, failure=failure
+    )
 
 
 def run_closed_error(run: RunRow) -> EngineError:

@@ -15,12 +15,14 @@ from durable_workflow_server.engine._core import Core
 from durable_workflow_server.engine._errors import EngineError
 from durable_workflow_server.engine._facade_base import storage_errors
 from durable_workflow_server.engine._facade_control import ControlPlane
+from durable_workflow_server.engine._facade_messages import MessagesPlane
+from durable_workflow_server.engine._facade_search import SearchAttributesPlane
 from durable_workflow_server.engine._facade_worker import WorkerPlane
 from durable_workflow_server.engine._settings import EngineSettings
 from durable_workflow_server.storage import Storage, StorageError, Wake
 
 
-class Engine(WorkerPlane, ControlPlane):
+class Engine(WorkerPlane, ControlPlane, MessagesPlane, SearchAttributesPlane):
     """Domain rules over a storage backend; no HTTP and no SQL.
 
     Args:

@@ -12,6 +12,7 @@ KINDS = {
     "conflict": 409,
     "invalid": 422,
     "unavailable": 503,
+    "timeout": 504,
 }
 
 

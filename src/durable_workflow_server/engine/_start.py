@@ -24,6 +24,7 @@ from durable_workflow_server.engine._errors import EngineError, invalid
 from durable_workflow_server.engine._ids import new_id
 from durable_workflow_server.engine._limits import MAX_DURATION_SECONDS
 from durable_workflow_server.engine._payloads import PayloadInvalid, start_input
+from durable_workflow_server.engine._search_index import index_search_attributes
 from durable_workflow_server.engine._time import iso
 from durable_workflow_server.storage import (
     Insert,
@@ -232,6 +233,7 @@ async def start_workflow(core: Core, ns: str, body: dict[str, Any]) -> dict[str,
                 Patch(WorkflowRow, (wf.workflow_id,), {"current_run_id": run.run_id, "run_count": run_number})
             )
         m.ops.append(Insert(run))
+        index_search_attributes(run, run.search_attributes, m, fresh=True)
         for kind, deadline in (
             ("run_deadline", run.run_deadline_at),
             ("execution_deadline", run.execution_deadline_at),

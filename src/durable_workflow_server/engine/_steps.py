@@ -26,6 +26,16 @@ def barrier_group(parallel: dict[str, Any]) -> str | None:
     return gid if isinstance(gid, str) else None
 
 
+def barrier_span(parallel: dict[str, Any]) -> tuple[int, int] | None:
+    """The first and last workflow sequence of the outermost parallel group, when known."""
+    path = parallel.get("parallel_group_path")
+    outer = path[0] if isinstance(path, list) and path and isinstance(path[0], dict) else parallel
+    base, size = outer.get("parallel_group_base_sequence"), outer.get("parallel_group_size")
+    if type(base) is int and type(size) is int and size >= 1:
+        return base, base + size - 1
+    return None
+
+
 async def resolve_step(
     core: Core,
     run: RunRow,
@@ -36,6 +46,7 @@ async def resolve_step(
     parallel: dict[str, Any],
     activity_id: str | None = None,
     timer_id: str | None = None,
+    child_id: str | None = None,
 ) -> str | None:
     """Wake the workflow for a resolved step unless its parallel group still has open members.
 
@@ -44,14 +55,23 @@ async def resolve_step(
     """
     group = barrier_group(parallel)
     if group is not None:
-        for act in await core.storage.open_activities(run.run_id):
-            if act.activity_execution_id != activity_id and barrier_group(act.parallel) == group:
+        span = barrier_span(parallel)
+        if span is not None:
+            # The group's members hold consecutive sequences: one indexed count, no row loads.
+            if await core.storage.count_open_activities(run.run_id, span[0], span[1], activity_id or ""):
                 return None
+        else:
+            for act in await core.storage.open_activities(run.run_id):
+                if act.activity_execution_id != activity_id and barrier_group(act.parallel) == group:
+                    return None
         for timer in await core.storage.pending_timers(run.run_id):
             if (
                 timer.kind == "user"
                 and timer.timer_id != timer_id
                 and barrier_group(timer.data.get("parallel") or {}) == group
             ):
+                return None
+        for child in await core.storage.open_children(run.run_id):
+            if child.link_id != child_id and barrier_group(child.parallel) == group:
                 return None
     return await wake_workflow(core, run, m, now, resume)

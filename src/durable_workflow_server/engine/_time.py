@@ -9,9 +9,10 @@ def iso(ts: float | None) -> str | None:
     """Format epoch seconds; ``None`` stays ``None``."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is about twice as fast as strftime; "+00:00" becomes the protocol's "Z".
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def iso_now(ts: float) -> str:
     """Format epoch seconds that are known to be present."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")[:-6] + "Z"

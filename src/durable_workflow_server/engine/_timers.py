@@ -13,7 +13,7 @@ import logging
 import time
 
 from durable_workflow.protocol import Event, RunStatus
-from durable_workflow_server.engine import _activities
+from durable_workflow_server.engine import _activities, _children, _messages
 from durable_workflow_server.engine._core import Core, close_run, event, is_closed, resume_info
 from durable_workflow_server.engine._ids import new_id
 from durable_workflow_server.engine._steps import resolve_step
@@ -94,6 +94,10 @@ async def fire(core: Core, timer: TimerRow) -> bool:
                 )
             elif current.kind in _activities.TIMEOUT_KINDS:
                 await _activities.on_timeout(core, current, run, m, now)
+            elif current.kind in _children.TIMER_KINDS:
+                await _children.on_timer(core, current, run, m, now)
+            elif current.kind == _messages.CONDITION_TIMER:
+                await _messages.fire_condition_timer(core, current, run, m, now)
         await core.storage.apply(m)
         return True
 

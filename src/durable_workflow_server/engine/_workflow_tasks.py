@@ -13,7 +13,7 @@ import binascii
 from typing import Any
 
 from durable_workflow.protocol import RunStatus
-from durable_workflow_server.engine import _commands
+from durable_workflow_server.engine import _commands, _messages
 from durable_workflow_server.engine._core import (
     RESUME_KEYS,
     Core,
@@ -111,6 +111,9 @@ async def _task_dict(core: Core, task: WorkflowTaskRow, run: RunRow, page_size: 
     }
     for key in RESUME_KEYS:
         body[key] = task.resume.get(key)
+    if "update_name" in task.resume:  # an update not accepted yet: the worker validates it
+        body["update_name"] = task.resume["update_name"]
+        body["update_arguments"] = envelope(task.resume.get("update_arguments"))
     return body
 
 
@@ -368,15 +371,17 @@ async def heartbeat(core: Core, ns: str, task_id: str, *, lease_owner: str, atte
     return await core.retrying(once)
 
 
-def _follow_up(core: Core, run: RunRow, m: Mutation, now: float) -> str | None:
+def _follow_up(
+    core: Core, run: RunRow, m: Mutation, now: float, force: dict[str, Any] | None = None
+) -> str | None:
     """After a task ends without closing the run: start the next one if events arrived meanwhile.
 
     The caller appends ``m`` after the writes that end the current task: the schema allows
     one open task per run, and the insert must not meet the old one still open.
     """
-    if not run.wake_pending:
+    if not run.wake_pending and force is None:
         return None
-    created = new_workflow_task(run, now, run.pending_resume)
+    created = new_workflow_task(run, now, force or run.pending_resume)
     m.ops.append(Insert(created))
     m.ops.append(Patch(RunRow, (run.run_id,), {"wake_pending": False, "pending_resume": None}))
     m.wakes.append(Wake(("workflow_task", run.namespace, run.task_queue), run.workflow_type))
@@ -405,9 +410,11 @@ async def complete(
             ]
         )
         after = Mutation()
+        await _messages.before_commands(core, run, task, plan.commands, m, now)
         status, created = await _commands.apply(core, run, task, plan, m, now)
-        if status not in (RunStatus.COMPLETED, RunStatus.FAILED):
-            follow = _follow_up(core, run, after, now)
+        if status not in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
+            force = await _messages.follow_up_resume(core, run, task, plan.commands, m)
+            follow = _follow_up(core, run, after, now, force)
             if follow is not None:
                 created.append(follow)
         reply = {
@@ -481,7 +488,8 @@ async def fail(
         fields: dict[str, Any]
         if ftype == WAITING_FOR_HISTORY:
             fields = {"status": "released", "lease_expires_at": None}
-            next_task = _follow_up(core, run, after, now)
+            force = await _messages.follow_up_resume(core, run, task, None, m)
+            next_task = _follow_up(core, run, after, now, force)
             m.ops.append(Patch(RunRow, (run.run_id,), {"status": RunStatus.WAITING}))
         else:
             count = task.failure_count + 1

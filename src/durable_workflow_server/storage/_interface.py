@@ -18,17 +18,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from durable_workflow_server.storage._messages import MessageRow
 from durable_workflow_server.storage._rows import (
     ActivityRow,
     ActivityTaskRow,
+    ChildRow,
     EventRow,
     Row,
     RunRow,
+    SearchAttributeDefRow,
     TimerRow,
     WorkerRow,
     WorkflowRow,
     WorkflowTaskRow,
 )
+from durable_workflow_server.storage._visibility import Expr
 
 # --- mutation operations -----------------------------------------------------------------
 
@@ -200,6 +204,8 @@ class RunFilter:
     workflow_type: str | None = None
     statuses: tuple[str, ...] | None = None
     query: str | None = None
+    #: A bound visibility query (``storage._visibility``), compiled by the backend.
+    visibility: Expr | None = None
 
 
 class Storage(abc.ABC):
@@ -216,7 +222,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def set_wake_listener(self, listener: WakeListener | None) -> None:
-        """Register the callback that receives wake-ups (on the event loop thread)."""
+        """Register the callback that receives wake-ups (on the event loop thread).
+
+        It receives this node's wakes after their commit and, where several server nodes can
+        share the database, the wakes other nodes committed (PostgreSQL: LISTEN/NOTIFY), so a
+        long poll on any node answers at once. A backend without remote writers (SQLite on
+        one machine) delivers only its own; polls re-check storage periodically anyway.
+        """
 
     @abc.abstractmethod
     async def ping(self) -> None:
@@ -340,3 +352,34 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def get_worker(self, namespace: str, worker_id: str) -> WorkerRow | None:
         """One worker registration."""
+
+    # children and search attributes (0003)
+    @abc.abstractmethod
+    async def get_child(self, link_id: str) -> ChildRow | None:
+        """One child-workflow link."""
+
+    @abc.abstractmethod
+    async def open_children(self, parent_run_id: str) -> list[ChildRow]:
+        """The parent run's children that have not closed, by sequence."""
+
+    @abc.abstractmethod
+    async def search_attribute_defs(self, namespace: str) -> list[SearchAttributeDefRow]:
+        """Every registration row of the namespace (``status`` says whether it is deleted)."""
+
+    @abc.abstractmethod
+    async def count_open_activities(self, run_id: str, first: int, last: int, exclude: str) -> int:
+        """Open activity executions of the run with ``first <= sequence <= last``, not ``exclude``."""
+
+    # messages: signals, updates, condition waits (storage/_messages.py, migration 0002)
+    @abc.abstractmethod
+    async def get_message(self, message_id: str) -> MessageRow | None:
+        """One signal receipt, update or condition wait."""
+
+    @abc.abstractmethod
+    async def open_messages(self, run_id: str) -> list[MessageRow]:
+        """The run's open condition waits and unfinished updates (status ``open``,
+        ``requested``, ``accepted`` or ``running``), oldest first; one read per task completion."""
+
+    @abc.abstractmethod
+    async def workers_on_queue(self, namespace: str, task_queue: str) -> list[WorkerRow]:
+        """Active worker registrations on a task queue (query routing)."""

@@ -42,7 +42,7 @@ class RunRow(Row):
     __table__ = "runs"
     __key__ = ("run_id",)
     __json__ = frozenset({"failure", "memo", "search_attributes", "pending_resume"})
-    __bools__ = frozenset({"wake_pending"})
+    __bools__ = frozenset({"wake_pending", "cancel_requested"})
 
     run_id: str
     namespace: str
@@ -74,6 +74,10 @@ class RunRow(Row):
     continued_from_run_id: str | None = None
     continued_to_run_id: str | None = None
     version: int = 0
+    parent_run_id: str | None = None
+    parent_workflow_id: str | None = None
+    child_link_id: str | None = None
+    cancel_requested: bool = False
 
 
 @dataclass
@@ -214,6 +218,68 @@ class EventRow:
     workflow_task_id: str | None = None
 
 
+@dataclass
+class ChildRow(Row):
+    """A child workflow started by a parent's command: all its attempts and continued runs."""
+
+    __table__ = "child_workflows"
+    __key__ = ("link_id",)
+    __json__ = frozenset({"retry_policy", "parallel"})
+
+    link_id: str
+    namespace: str
+    parent_run_id: str
+    parent_workflow_id: str
+    sequence: int
+    child_workflow_id: str
+    child_run_id: str
+    workflow_type: str
+    task_queue: str
+    parent_close_policy: str  # abandon | terminate | request_cancel
+    status: str  # open | completed | failed | cancelled | terminated
+    attempt: int
+    retry_policy: dict[str, Any]
+    arguments: str | None = None
+    execution_timeout_seconds: int | None = None
+    run_timeout_seconds: int | None = None
+    parallel: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    closed_at: float | None = None
+
+
+@dataclass
+class SearchAttributeDefRow(Row):
+    """A registered custom search attribute of a namespace (control-plane §8)."""
+
+    __table__ = "search_attribute_defs"
+    __key__ = ("namespace", "name")
+
+    namespace: str
+    name: str
+    type: str
+    status: str  # active | deleted
+    created_at: float
+
+
+@dataclass
+class SearchAttributeRow(Row):
+    """One typed value of a run's search attribute (list items: one row per position)."""
+
+    __table__ = "search_attributes"
+    __key__ = ("run_id", "name", "position")
+    __bools__ = frozenset({"live"})
+
+    run_id: str
+    name: str
+    position: int
+    namespace: str
+    live: bool
+    text_value: str | None = None
+    int_value: int | None = None
+    double_value: float | None = None
+    time_value: float | None = None
+
+
 ROW_TYPES: tuple[type[Row], ...] = (
     WorkflowRow,
     RunRow,
@@ -222,4 +288,7 @@ ROW_TYPES: tuple[type[Row], ...] = (
     ActivityTaskRow,
     TimerRow,
     WorkerRow,
+    ChildRow,
+    SearchAttributeDefRow,
+    SearchAttributeRow,
 )

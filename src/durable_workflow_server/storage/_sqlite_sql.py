@@ -68,17 +68,38 @@ def row_values(row: Row) -> dict[str, Any]:
     return {name: to_sql(cls, name, getattr(row, name)) for name in columns(cls)}
 
 
+_PLAIN, _JSON, _BOOL = 0, 1, 2
+_PLANS: dict[tuple[type[Row], tuple[str, ...]], tuple[tuple[int, int], ...]] = {}
+
+
+def _plan(cls: type[Row], keys: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """Each field's position in the record and its conversion, worked out once per class and
+    column list: ``sqlite3.Row`` looks a name up by comparing it with every column in turn."""
+    plan = _PLANS.get((cls, keys))
+    if plan is None:
+        position = {key.lower(): index for index, key in enumerate(keys)}  # names match any case
+        plan = _PLANS[(cls, keys)] = tuple(
+            (
+                position[name.lower()],
+                _JSON if name in cls.__json__ else _BOOL if name in cls.__bools__ else _PLAIN,
+            )
+            for name in columns(cls)
+        )
+    return plan
+
+
 def from_sql(cls: type[R], record: sqlite3.Row) -> R:
     """Build a row dataclass from a fetched record."""
-    values: dict[str, Any] = {}
-    for name in columns(cls):
-        value = record[name]
-        if name in cls.__json__:
+    values: list[Any] = []
+    for index, kind in _plan(cls, tuple(record.keys())):
+        value = record[index]
+        if kind == _JSON:
             value = None if value is None else orjson.loads(value)
-        elif name in cls.__bools__:
+        elif kind == _BOOL:
             value = bool(value)
-        values[name] = value
-    return cls(**values)
+        values.append(value)
+    # Positional: columns() is the dataclass field order, and every field is an init field.
+    return cls(*values)
 
 
 def insert_sql(cls: type[Row], replace: bool) -> str:

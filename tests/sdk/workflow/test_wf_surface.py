@@ -34,6 +34,7 @@ def test_public_surface_is_pinned() -> None:
         "UnknownUpdate",
         "UpsertSearchAttributes",
         "WaitCondition",
+        "WorkflowCancellationRequested",
         "WorkflowContext",
         "WorkflowDefinition",
         "apply_update",

@@ -93,12 +93,36 @@ UPDATE runs SET version = version + 1 WHERE run_id = :run_id AND version = :vers
 -- name: fire_timer
 UPDATE timers SET status = 'fired' WHERE timer_id = :timer_id AND status = 'pending' AND fire_at <= :now;
 
--- name: run_last_sequence
-SELECT last_history_sequence FROM runs WHERE run_id = :run_id;
-
--- name: set_run_last_sequence
-UPDATE runs SET last_history_sequence = :sequence WHERE run_id = :run_id;
+-- name: advance_run_sequence
+-- Reserves :count sequences in one statement (instead of a read and a write); no row: no run.
+UPDATE runs SET last_history_sequence = last_history_sequence + :count WHERE run_id = :run_id
+RETURNING last_history_sequence;
 
 -- name: insert_event
 INSERT INTO history_events (run_id, sequence, event_id, event_type, payload, recorded_at, workflow_task_id)
 VALUES (:run_id, :sequence, :event_id, :event_type, :payload, :recorded_at, :workflow_task_id);
+
+-- name: get_child
+SELECT * FROM child_workflows WHERE link_id = :link_id;
+
+-- name: open_children
+SELECT * FROM child_workflows WHERE parent_run_id = :parent_run_id AND status = 'open' ORDER BY sequence;
+
+-- name: search_attribute_defs
+SELECT * FROM search_attribute_defs WHERE namespace = :namespace ORDER BY name;
+
+-- name: get_message
+SELECT * FROM workflow_messages WHERE message_id = :message_id;
+
+-- name: open_messages
+SELECT * FROM workflow_messages
+WHERE run_id = :run_id AND status IN ('open', 'requested', 'accepted', 'running')
+ORDER BY created_at, message_id;
+
+-- name: workers_on_queue
+SELECT * FROM workers WHERE namespace = :namespace AND task_queue = :task_queue AND status = 'active';
+
+-- name: count_open_activities
+SELECT COUNT(*) FROM activity_executions
+WHERE run_id = :run_id AND status IN ('scheduled', 'started') AND sequence BETWEEN :first AND :last
+  AND activity_execution_id != :exclude;

@@ -1,0 +1,770 @@
+"""The PostgreSQL storage backend (asyncpg): one database shared by any number of server nodes.
+
+Concurrency and durability choices, all dialect-specific and therefore kept here:
+
+- READ COMMITTED (PostgreSQL's default) with explicit row locks instead of SERIALIZABLE: every
+  precondition locks what it checks until COMMIT (a conditional ``UPDATE … WHERE version =``
+  or a ``SELECT … FOR UPDATE``), and READ COMMITTED re-evaluates an UPDATE's WHERE after
+  waiting for a concurrent writer, so a stale writer finds zero rows and fails its precondition
+  (the run-version fence). SERIALIZABLE would add aborts for harmless read overlaps.
+- Preconditions are checked runs first (in run-id order), then other rows, so that two
+  mutations on the same runs take their locks in one order; a deadlock or serialization
+  failure that still happens (PostgreSQL aborts one side) is retried here, invisibly.
+- Claims lock ONE candidate task at a time with ``FOR UPDATE SKIP LOCKED``: concurrent pollers
+  on any node get different tasks and nobody queues behind another poller's lock. The claim
+  then takes the run's lock with SKIP LOCKED too; if another transaction holds the run (and
+  might be waiting for this very task row), the claim lets go of the task and takes the locks
+  again run first, the order every other write uses.
+- Wake-ups cross nodes with LISTEN/NOTIFY (:mod:`._pg_listen`): the NOTIFY is sent inside the
+  write transaction, so it is delivered exactly when the rows it announces are visible.
+- ``synchronous_commit`` stays on: a COMMIT is on disk before we acknowledge it.
+- A write already sent is not abandoned when its caller is cancelled (a client hanging up):
+  it finishes in a shielded task, like SQLite's writer thread, and its wake-ups still fire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+
+from durable_workflow_server.storage._interface import (
+    ActivityClaimBuilder,
+    ActivityTaskState,
+    Insert,
+    Mutation,
+    Patch,
+    PatchWhere,
+    PreconditionFailed,
+    Put,
+    RunFilter,
+    RunVersion,
+    Storage,
+    StorageUnavailable,
+    TimerDue,
+    Wake,
+    WakeListener,
+    WorkflowClaimBuilder,
+    WorkflowCurrentRun,
+    WorkflowTaskState,
+)
+from durable_workflow_server.storage._messages import MessageRow
+from durable_workflow_server.storage._pg_listen import Listener, encode
+from durable_workflow_server.storage._pg_migrate import migrate
+from durable_workflow_server.storage._pg_sql import (
+    Query,
+    bump_sql,
+    from_pg,
+    insert_sql,
+    queries,
+    row_args,
+    update_sql,
+)
+from durable_workflow_server.storage._pg_visibility import compile_expr
+from durable_workflow_server.storage._rows import (
+    ActivityRow,
+    ActivityTaskRow,
+    ChildRow,
+    EventRow,
+    Row,
+    RunRow,
+    SearchAttributeDefRow,
+    TimerRow,
+    WorkerRow,
+    WorkflowRow,
+    WorkflowTaskRow,
+)
+
+R = TypeVar("R", bound=Row)
+T = TypeVar("T")
+
+#: Candidates one claim looks at before it gives up (each turned down by its builder).
+_CLAIM_SCAN = 32
+#: Transparent re-runs of a write that PostgreSQL aborted as a deadlock victim.
+_CONFLICT_RETRIES = 8
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Errors that mean "the database is not there" rather than "your write is wrong".
+_UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError)
+#: Aborts PostgreSQL chooses to break a lock cycle; nothing was written, so a re-run is safe.
+_CONFLICTS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+_PRECONDITION_ORDER: dict[type, int] = {
+    RunVersion: 0,
+    WorkflowCurrentRun: 1,
+    WorkflowTaskState: 2,
+    ActivityTaskState: 3,
+    TimerDue: 4,
+}
+
+
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection released without asyncpg's reset query.
+
+    By default every release to the pool sends ``pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`` (a round trip and a server-side reset): about a fifth of this
+    backend's CPU for one-query reads. Our pooled connections never change session state (no
+    SET, session advisory locks, cursors or LISTEN; the listener has its own connection), and
+    asyncpg still rolls back a transaction left open, so there is nothing to reset.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+class _RunBusy(Exception):
+    """Raised out of a claim transaction to give back the task lock before waiting for the run."""
+
+    def __init__(self, task_id: str, run_id: str) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+        self.run_id = run_id
+
+
+class PostgresStorage(Storage):
+    """Storage on a PostgreSQL database; several server nodes may share it.
+
+    Args:
+        dsn: a ``postgresql://`` connection string (asyncpg syntax).
+        schema: keep the tables in this schema (created if missing) instead of the
+            connection's default; tests use it to give each test its own empty schema.
+        pool_size: most connections this node opens for requests (plus one to LISTEN).
+    """
+
+    def __init__(self, dsn: str, *, schema: str | None = None, pool_size: int = 16) -> None:
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"schema must be a lower-case SQL identifier, not {schema!r}")
+        self.dsn = dsn
+        self.schema = schema
+        self._pool_size = pool_size
+        self._pool: Any = None
+        self._listen: Listener | None = None
+        self._listener: WakeListener | None = None
+        self._channel = "dw_wake"
+        self._node = uuid.uuid4().hex
+        self._q = queries()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def _server_settings(self) -> dict[str, str]:
+        # search_path on every connection (pool and listener) rather than schema-qualified
+        # SQL: the same queries serve the default schema and a test's private one.
+        return {"search_path": self.schema} if self.schema else {}
+
+    async def _connect(self) -> Any:
+        return await asyncpg.connect(self.dsn, server_settings=self._server_settings(), timeout=10)
+
+    async def open(self) -> None:
+        """Create or migrate the schema, open the pool and start listening; idempotent."""
+        if self._pool is not None:
+            return
+        try:
+            conn = await self._connect()
+            try:
+                if self.schema is not None:
+                    with contextlib.suppress(asyncpg.UniqueViolationError):  # a racing node made it
+                        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+                await migrate(conn)
+                current = str(await conn.fetchval("SELECT current_schema()"))
+            finally:
+                await conn.close()
+            # One channel per schema: nodes of another deployment in the same database
+            # (another schema) are not woken by ours. Channel names are identifiers (<= 63).
+            self._channel = f"dw_wake_{current}"[:63]
+            pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                server_settings=self._server_settings(),
+                # Patches generate a few hundred distinct UPDATE texts; keep them all prepared.
+                statement_cache_size=1024,
+                connection_class=_Connection,
+                timeout=10,  # connecting; an unreachable server fails requests, not hangs them
+            )
+            listen = Listener(self._connect, self._channel, self._node, self._remote_wake)
+            try:
+                await listen.start()
+            except BaseException:
+                await pool.close()
+                raise
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"cannot open the PostgreSQL database: {exc}") from exc
+        self._pool = pool
+        self._listen = listen
+
+    async def close(self) -> None:
+        """Stop listening and close the pool (waiting for writes in flight); idempotent."""
+        listen, self._listen = self._listen, None
+        if listen is not None:
+            await listen.stop()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except (TimeoutError, *_UNAVAILABLE):
+                pool.terminate()
+
+    def set_wake_listener(self, listener: WakeListener | None) -> None:
+        """Register the wake-up callback: this node's wakes after commit, and other nodes'
+        wakes as their NOTIFY arrives (both on the event loop)."""
+        self._listener = listener
+
+    def _remote_wake(self, wake: Wake) -> None:
+        listener = self._listener
+        if listener is not None:
+            listener(wake)
+
+    def _after_commit(self, wakes: list[Wake]) -> None:
+        listener = self._listener
+        if listener is not None:
+            for wake in wakes:
+                listener(wake)
+
+    async def ping(self) -> None:
+        """Run a trivial query; raise StorageUnavailable if it fails or takes over 5 s."""
+        pool = self._pool_or_fail()
+        try:
+            # Bounded: a health check must answer "unavailable" while the database is
+            # unreachable, not hang for the TCP connect timeout.
+            await pool.fetchval("SELECT 1", timeout=5)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"postgresql: {exc}") from exc
+
+    # --- reads ------------------------------------------------------------------------
+
+    def _pool_or_fail(self) -> Any:
+        if self._pool is None:
+            raise StorageUnavailable("storage is not open")
+        return self._pool
+
+    async def _fetch_sql(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        pool = self._pool_or_fail()
+        try:
+            return list(await pool.fetch(sql, *args))
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"postgresql: {exc}") from exc
+
+    async def _scalar_sql(self, sql: str, args: Sequence[Any]) -> Any:
+        pool = self._pool_or_fail()
+        try:
+            return await pool.fetchval(sql, *args)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"postgresql: {exc}") from exc
+
+    async def _one(self, cls: type[R], name: str, **params: Any) -> R | None:
+        q = self._q[name]
+        records = await self._fetch_sql(q.sql, q.args(params))
+        return from_pg(cls, records[0]) if records else None
+
+    async def _many(self, cls: type[R], name: str, **params: Any) -> list[R]:
+        q = self._q[name]
+        return [from_pg(cls, r) for r in await self._fetch_sql(q.sql, q.args(params))]
+
+    async def _scalar(self, name: str, **params: Any) -> Any:
+        q = self._q[name]
+        return await self._scalar_sql(q.sql, q.args(params))
+
+    async def namespace_exists(self, namespace: str) -> bool:
+        """Whether the namespace row exists."""
+        return await self._scalar("namespace_exists", namespace=namespace) is not None
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        """The workflow id's row."""
+        return await self._one(WorkflowRow, "get_workflow", workflow_id=workflow_id)
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        """One run."""
+        return await self._one(RunRow, "get_run", run_id=run_id)
+
+    async def runs_of(self, workflow_id: str) -> list[RunRow]:
+        """Runs of a workflow id, oldest first."""
+        return await self._many(RunRow, "runs_of", workflow_id=workflow_id)
+
+    @staticmethod
+    def _filter_sql(flt: RunFilter) -> tuple[str, list[Any]]:
+        args: list[Any] = [flt.namespace]
+        conds = ["namespace = $1"]
+        if flt.workflow_type is not None:
+            args.append(flt.workflow_type)
+            conds.append(f"workflow_type = ${len(args)}")
+        if flt.statuses is not None:
+            args.append(list(flt.statuses))
+            conds.append(f"status = ANY(${len(args)}::text[])")
+        if flt.query:
+            # Substring match; LIKE wildcards in the user's text are escaped to stay literal.
+            # (standard_conforming_strings is on since 9.1, so '\' is one backslash.)
+            args.append(
+                "%" + flt.query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
+            n = len(args)
+            conds.append(f"(workflow_id LIKE ${n} ESCAPE '\\' OR business_key LIKE ${n} ESCAPE '\\')")
+        if flt.visibility is not None:
+            conds.append(compile_expr(flt.visibility, args))
+        return " AND ".join(conds), args
+
+    async def list_runs(self, flt: RunFilter, *, limit: int, after: tuple[float, str] | None) -> list[RunRow]:
+        """Runs newest first, strictly after the (started_at, run_id) cursor."""
+        where, args = self._filter_sql(flt)
+        if after is not None:
+            args.extend([after[0], after[1]])
+            n = len(args)
+            where += f" AND (started_at < ${n - 1} OR (started_at = ${n - 1} AND run_id < ${n}))"
+        args.append(limit)
+        sql = f"SELECT * FROM runs WHERE {where} ORDER BY started_at DESC, run_id DESC LIMIT ${len(args)}"
+        return [from_pg(RunRow, r) for r in await self._fetch_sql(sql, args)]
+
+    async def count_runs(self, flt: RunFilter) -> int:
+        """How many runs match the filter."""
+        where, args = self._filter_sql(flt)
+        return int(await self._scalar_sql(f"SELECT COUNT(*) FROM runs WHERE {where}", args))
+
+    async def history(self, run_id: str, *, after: int, limit: int) -> list[EventRow]:
+        """Events after a sequence, ascending."""
+        q = self._q["history"]
+        records = await self._fetch_sql(q.sql, q.args({"run_id": run_id, "after": after, "limit": limit}))
+        return [
+            EventRow(
+                r["run_id"],
+                r["sequence"],
+                r["event_id"],
+                r["event_type"],
+                orjson.loads(r["payload"]),
+                r["recorded_at"],
+                r["workflow_task_id"],
+            )
+            for r in records
+        ]
+
+    async def get_workflow_task(self, task_id: str) -> WorkflowTaskRow | None:
+        """One workflow task."""
+        return await self._one(WorkflowTaskRow, "get_workflow_task", task_id=task_id)
+
+    async def open_workflow_task(self, run_id: str) -> WorkflowTaskRow | None:
+        """The run's open workflow task."""
+        return await self._one(WorkflowTaskRow, "open_workflow_task", run_id=run_id)
+
+    async def leased_workflow_tasks(self, namespace: str, worker_id: str) -> list[WorkflowTaskRow]:
+        """Tasks leased by a worker."""
+        return await self._many(
+            WorkflowTaskRow, "leased_workflow_tasks", namespace=namespace, worker_id=worker_id
+        )
+
+    async def get_activity(self, activity_execution_id: str) -> ActivityRow | None:
+        """One activity execution."""
+        return await self._one(ActivityRow, "get_activity", activity_execution_id=activity_execution_id)
+
+    async def open_activities(self, run_id: str) -> list[ActivityRow]:
+        """Open activity executions of a run."""
+        return await self._many(ActivityRow, "open_activities", run_id=run_id)
+
+    async def get_activity_task(self, task_id: str) -> ActivityTaskRow | None:
+        """One activity task."""
+        return await self._one(ActivityTaskRow, "get_activity_task", task_id=task_id)
+
+    async def activity_task_by_attempt(self, attempt_id: str) -> ActivityTaskRow | None:
+        """The activity task holding an attempt id."""
+        return await self._one(ActivityTaskRow, "activity_task_by_attempt", attempt_id=attempt_id)
+
+    async def get_timer(self, timer_id: str) -> TimerRow | None:
+        """One timer."""
+        return await self._one(TimerRow, "get_timer", timer_id=timer_id)
+
+    async def pending_timers(self, run_id: str) -> list[TimerRow]:
+        """Pending timers of a run."""
+        return await self._many(TimerRow, "pending_timers", run_id=run_id)
+
+    async def due_timers(self, now: float, limit: int) -> list[TimerRow]:
+        """Due pending timers, earliest first."""
+        return await self._many(TimerRow, "due_timers", now=now, limit=limit)
+
+    async def next_timer_at(self) -> float | None:
+        """Earliest pending fire time."""
+        value = await self._scalar("next_timer_at")
+        return None if value is None else float(value)
+
+    async def next_available_at(self, kind: str, namespace: str, task_queue: str) -> float | None:
+        """Earliest time a task on the queue becomes claimable."""
+        name = "next_available_workflow" if kind == "workflow" else "next_available_activity"
+        value = await self._scalar(name, namespace=namespace, task_queue=task_queue)
+        return None if value is None else float(value)
+
+    async def get_worker(self, namespace: str, worker_id: str) -> WorkerRow | None:
+        """One worker registration."""
+        return await self._one(WorkerRow, "get_worker", namespace=namespace, worker_id=worker_id)
+
+    async def get_message(self, message_id: str) -> MessageRow | None:
+        """One signal receipt, update or condition wait."""
+        return await self._one(MessageRow, "get_message", message_id=message_id)
+
+    async def open_messages(self, run_id: str) -> list[MessageRow]:
+        """The run's open waits and unfinished updates, oldest first."""
+        return await self._many(MessageRow, "open_messages", run_id=run_id)
+
+    async def workers_on_queue(self, namespace: str, task_queue: str) -> list[WorkerRow]:
+        """Active registrations on the queue."""
+        return await self._many(WorkerRow, "workers_on_queue", namespace=namespace, task_queue=task_queue)
+
+    async def get_child(self, link_id: str) -> ChildRow | None:
+        """One child-workflow link."""
+        return await self._one(ChildRow, "get_child", link_id=link_id)
+
+    async def open_children(self, parent_run_id: str) -> list[ChildRow]:
+        """Open children of a parent run."""
+        return await self._many(ChildRow, "open_children", parent_run_id=parent_run_id)
+
+    async def search_attribute_defs(self, namespace: str) -> list[SearchAttributeDefRow]:
+        """Search-attribute registrations of a namespace."""
+        return await self._many(SearchAttributeDefRow, "search_attribute_defs", namespace=namespace)
+
+    async def count_open_activities(self, run_id: str, first: int, last: int, exclude: str) -> int:
+        """Open activities of a run in a sequence range (the parallel barrier's question)."""
+        value = await self._scalar(
+            "count_open_activities", run_id=run_id, first=first, last=last, exclude=exclude
+        )
+        return int(value or 0)
+
+    # --- writes -----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        pool = self._pool_or_fail()
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def _write(self, body: Callable[[Any], Awaitable[tuple[T, list[Wake]]]]) -> T:
+        """Run ``body`` in one transaction that also NOTIFYs its wakes; wake locally after commit.
+
+        The work runs in a shielded task: once started it commits or rolls back on its own
+        even if the caller is cancelled, and its wake-ups are delivered either way.
+        """
+
+        async def run() -> T:
+            for attempt in range(_CONFLICT_RETRIES):
+                try:
+                    async with self._transaction() as conn:
+                        result, wakes = await body(conn)
+                        notify = self._q["notify"]
+                        for payload in encode(self._node, wakes):
+                            await conn.execute(notify.sql, self._channel, payload)
+                except _CONFLICTS:
+                    if attempt + 1 == _CONFLICT_RETRIES:
+                        raise PreconditionFailed(("concurrent_transaction", "deadlock")) from None
+                    await asyncio.sleep(0.001 * (attempt + 1))
+                    continue
+                except (PreconditionFailed, _RunBusy):
+                    raise
+                except _UNAVAILABLE as exc:
+                    raise StorageUnavailable(f"postgresql write failed: {exc}") from exc
+                self._after_commit(wakes)
+                return result
+            raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+        task = asyncio.ensure_future(run())
+        task.add_done_callback(_consume)
+        return await asyncio.shield(task)
+
+    async def apply(self, mutation: Mutation) -> list[EventRow]:
+        """Apply one mutation atomically."""
+        q = self._q
+
+        async def body(conn: Any) -> tuple[list[EventRow], list[Wake]]:
+            return await _apply(conn, q, mutation), _wakes_of(mutation)
+
+        return await self._write(body)
+
+    async def _claim(
+        self,
+        table: type[R],
+        picks: Sequence[Query],
+        relock: Query,
+        params: dict[str, Any],
+        related: Callable[[Any, R, Any], Awaitable[Any]],
+        build: Callable[[R, Any], Mutation | None],
+    ) -> tuple[R, list[EventRow]] | None:
+        """The claim loop shared by both task kinds (see the module docstring for the locks)."""
+        q = self._q
+        excluded: list[str] = []
+        params["excluded"] = excluded
+
+        async def finish(conn: Any, task: R, run_record: Any) -> tuple[Any, list[Wake]]:
+            other = await related(conn, task, run_record)
+            mutation = None if other is None else build(task, other)
+            if mutation is None:
+                return ("skip", _task_id(task)), []
+            events = await _apply(conn, q, mutation)
+            fresh = await conn.fetchrow(f"SELECT * FROM {table.__table__} WHERE task_id = $1", _task_id(task))
+            return ("got", (from_pg(table, fresh), events)), _wakes_of(mutation)
+
+        async def fast(conn: Any) -> tuple[Any, list[Wake]]:
+            record = None
+            for pick in picks:
+                record = await conn.fetchrow(pick.sql, *pick.args(params))
+                if record is not None:
+                    break
+            if record is None:
+                return ("none", None), []
+            task = from_pg(table, record)
+            run_id = str(record["run_id"])
+            lock = q["lock_run_nowait"]
+            run_record = await conn.fetchrow(lock.sql, run_id)
+            if run_record is None:
+                exists = q["run_exists"]
+                if await conn.fetchval(exists.sql, run_id) is None:
+                    return ("skip", _task_id(task)), []
+                raise _RunBusy(_task_id(task), run_id)
+            return await finish(conn, task, run_record)
+
+        def slow(busy: _RunBusy) -> Callable[[Any], Awaitable[tuple[Any, list[Wake]]]]:
+            async def body(conn: Any) -> tuple[Any, list[Wake]]:
+                # Run first, waiting for whoever holds it; we hold nothing else yet.
+                run_record = await conn.fetchrow(q["lock_run"].sql, busy.run_id)
+                if run_record is None:
+                    return ("skip", busy.task_id), []
+                record = await conn.fetchrow(relock.sql, *relock.args({**params, "task_id": busy.task_id}))
+                if record is None:  # taken, or changed, meanwhile: look for candidates again
+                    return ("again", None), []
+                return await finish(conn, from_pg(table, record), run_record)
+
+            return body
+
+        for _ in range(_CLAIM_SCAN):
+            try:
+                outcome, value = await self._write(fast)
+            except _RunBusy as busy:
+                outcome, value = await self._write(slow(busy))
+            if outcome == "none":
+                return None
+            if outcome == "got":
+                claimed: tuple[R, list[EventRow]] = value
+                return claimed
+            if outcome == "skip":
+                excluded.append(value)
+        return None
+
+    async def claim_workflow_task(
+        self,
+        namespace: str,
+        task_queue: str,
+        types: Sequence[str],
+        build_id: str | None,
+        now: float,
+        build: WorkflowClaimBuilder,
+    ) -> tuple[WorkflowTaskRow, list[EventRow]] | None:
+        """Lease the oldest eligible workflow task (ready first, then expired leases)."""
+
+        async def related(conn: Any, task: WorkflowTaskRow, run_record: Any) -> RunRow:
+            return from_pg(RunRow, run_record)
+
+        q = self._q
+        params: dict[str, Any] = {
+            "namespace": namespace,
+            "task_queue": task_queue,
+            "now": now,
+            "types": sorted(set(types)),
+            "build_id": build_id,
+        }
+        return await self._claim(
+            WorkflowTaskRow,
+            (q["claim_ready_workflow_task"], q["claim_expired_workflow_task"]),
+            q["relock_workflow_task"],
+            params,
+            related,
+            build,
+        )
+
+    async def claim_activity_task(
+        self,
+        namespace: str,
+        task_queue: str,
+        types: Sequence[str],
+        now: float,
+        build: ActivityClaimBuilder,
+    ) -> tuple[ActivityTaskRow, list[EventRow]] | None:
+        """Lease the oldest eligible ready activity task."""
+        q = self._q
+
+        async def related(conn: Any, task: ActivityTaskRow, run_record: Any) -> ActivityRow | None:
+            get = q["get_activity"]
+            record = await conn.fetchrow(get.sql, task.activity_execution_id)
+            return None if record is None else from_pg(ActivityRow, record)
+
+        params: dict[str, Any] = {
+            "namespace": namespace,
+            "task_queue": task_queue,
+            "now": now,
+            "types": sorted(set(types)),
+        }
+        return await self._claim(
+            ActivityTaskRow,
+            (q["claim_ready_activity_task"],),
+            q["relock_activity_task"],
+            params,
+            related,
+            build,
+        )
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    # The caller may have been cancelled and gone; its failure must not be reported as
+    # "exception never retrieved".
+    if not task.cancelled():
+        task.exception()
+
+
+def _task_id(task: Row) -> str:
+    value: str = task.task_id  # type: ignore[attr-defined]
+    return value
+
+
+def _wakes_of(mutation: Mutation) -> list[Wake]:
+    wakes = list(mutation.wakes)
+    for run_id in dict.fromkeys(e.run_id for e in mutation.events):
+        wakes.append(Wake(("run", run_id)))
+    return wakes
+
+
+def _precondition_key(pre: object) -> tuple[int, str]:
+    ident = getattr(pre, "run_id", None) or getattr(pre, "task_id", None) or getattr(pre, "timer_id", "")
+    if isinstance(pre, WorkflowCurrentRun):
+        ident = pre.workflow_id
+    return _PRECONDITION_ORDER.get(type(pre), 9), str(ident)
+
+
+async def _check(conn: Any, q: dict[str, Query], pre: object) -> bool:
+    if isinstance(pre, RunVersion):
+        status = await conn.execute(q["bump_run_version"].sql, pre.run_id, pre.version)
+        return bool(status == "UPDATE 1")
+    if isinstance(pre, TimerDue):
+        # The conditional UPDATE is what makes firing exactly-once across nodes: a second
+        # node's UPDATE waits for the first to commit, re-reads the row and matches nothing.
+        status = await conn.execute(q["fire_timer"].sql, pre.timer_id, pre.now)
+        return bool(status == "UPDATE 1")
+    if isinstance(pre, WorkflowTaskState):
+        rec = await conn.fetchrow(q["lock_workflow_task"].sql, pre.task_id)
+        return (
+            rec is not None
+            and rec["status"] == pre.status
+            and (pre.lease_owner is None or rec["lease_owner"] == pre.lease_owner)
+            and (pre.attempt is None or rec["attempt"] == pre.attempt)
+        )
+    if isinstance(pre, ActivityTaskState):
+        rec = await conn.fetchrow(q["lock_activity_task"].sql, pre.task_id)
+        return (
+            rec is not None
+            and rec["status"] == pre.status
+            and (pre.attempt_id is None or rec["attempt_id"] == pre.attempt_id)
+        )
+    if isinstance(pre, WorkflowCurrentRun):
+        rec = await conn.fetchrow(q["lock_workflow"].sql, pre.workflow_id)
+        return rec is not None and rec["current_run_id"] == pre.run_id
+    raise TypeError(f"unknown precondition {pre!r}")
+
+
+def _fold_run_patch(ops: list[Any], run_id: str) -> dict[str, Any]:
+    """Take out of ``ops`` the first patch of run ``run_id`` that may move to the version bump.
+
+    Allowed only while no earlier op writes ``runs`` (the patch would otherwise be reordered
+    against it) and when the patch sets neither column the bump itself writes.
+    """
+    for index, op in enumerate(ops):
+        if isinstance(op, Patch) and op.table is RunRow:
+            if op.key == (run_id,) and not _BUMP_COLUMNS & op.fields.keys():
+                del ops[index]
+                return dict(op.fields)
+            return {}
+        if isinstance(op, PatchWhere) and op.table is RunRow:
+            return {}
+        if isinstance(op, Insert | Put) and isinstance(op.row, RunRow):
+            return {}
+    return {}
+
+
+_BUMP_COLUMNS = frozenset({"version", "last_history_sequence"})
+
+
+async def _apply(conn: Any, q: dict[str, Query], mutation: Mutation) -> list[EventRow]:
+    """Run one mutation inside the caller's transaction.
+
+    Round trips are this backend's main cost, so the usual shape of an engine write (pin the
+    run's version, patch the run, append events to it) becomes ONE statement for the run: the
+    version-checking UPDATE also sets the patched columns and advances the history sequence.
+    """
+    counts: dict[str, int] = {}
+    for event in mutation.events:
+        counts[event.run_id] = counts.get(event.run_id, 0) + 1
+    next_sequence: dict[str, int] = {}
+    ops = list(mutation.ops)
+    for pre in sorted(mutation.preconditions, key=_precondition_key):
+        if isinstance(pre, RunVersion) and pre.run_id not in next_sequence:
+            fields = _fold_run_patch(ops, pre.run_id)
+            count = counts.get(pre.run_id, 0)
+            sql, args = bump_sql(fields, count, pre.run_id, pre.version)
+            last = await conn.fetchval(sql, *args)
+            if last is None:
+                raise PreconditionFailed(pre)
+            if count:
+                next_sequence[pre.run_id] = int(last) - count + 1
+        elif not await _check(conn, q, pre):
+            raise PreconditionFailed(pre)
+    for op in ops:
+        if isinstance(op, Insert):
+            # ON CONFLICT DO NOTHING (any unique index, the one-open-task one included) instead
+            # of catching the error: an error would abort the transaction on the server.
+            status = await conn.execute(insert_sql(type(op.row), False), *row_args(op.row))
+            if status != "INSERT 0 1":
+                raise PreconditionFailed(("exists", type(op.row).__table__))
+        elif isinstance(op, Put):
+            await conn.execute(insert_sql(type(op.row), True), *row_args(op.row))
+        elif isinstance(op, Patch):
+            where = dict(zip(op.table.__key__, op.key, strict=True))
+            sql, args = update_sql(op.table, op.fields, where)
+            await conn.execute(sql, *args)
+        elif isinstance(op, PatchWhere):
+            sql, args = update_sql(op.table, op.fields, op.where)
+            await conn.execute(sql, *args)
+        else:  # pragma: no cover - the Operation union is closed
+            raise TypeError(f"unknown operation {op!r}")
+    if not mutation.events:
+        return []
+    advance = q["advance_run_sequence"]
+    for run_id, count in counts.items():
+        if run_id in next_sequence:  # already advanced by the version bump
+            continue
+        last = await conn.fetchval(advance.sql, *advance.args({"run_id": run_id, "count": count}))
+        if last is None:
+            raise PreconditionFailed(("run_exists", run_id))
+        next_sequence[run_id] = int(last) - count + 1
+    stored: list[EventRow] = []
+    rows: list[tuple[Any, ...]] = []
+    for event in mutation.events:
+        sequence = next_sequence[event.run_id]
+        next_sequence[event.run_id] = sequence + 1
+        rows.append(
+            (
+                event.run_id,
+                sequence,
+                event.event_id,
+                event.event_type,
+                orjson.dumps(event.payload).decode(),
+                event.recorded_at,
+                event.workflow_task_id,
+            )
+        )
+        stored.append(
+            EventRow(
+                event.run_id,
+                sequence,
+                event.event_id,
+                event.event_type,
+                event.payload,
+                event.recorded_at,
+                event.workflow_task_id,
+            )
+        )
+    await conn.executemany(q["insert_event"].sql, rows)
+    return stored
