@@ -14,6 +14,10 @@ Usage::
     python bench/throughput.py --url http://127.0.0.1:8080
     python bench/throughput.py --db postgresql://user@127.0.0.1:5432/bench
     python bench/throughput.py --db postgresql://user@127.0.0.1:5432/bench --nodes 2
+    python bench/throughput.py --loop asyncio   # the stock event loop for this process
+
+``--loop`` picks this process's event loop (client and worker): uvloop when it is installed
+(what a production worker would run), else asyncio. The servers always run their own.
 
 ``--nodes N`` starts N servers on the one ``--db`` (each on its own port) and spreads the
 workflow starts, result waits and workers over them round-robin: what N nodes behind a load
@@ -144,6 +148,12 @@ def main() -> None:
     parser.add_argument("--url", help="use a running server instead of starting one")
     parser.add_argument("--db", help="database of the server(s) this script starts (default: temp SQLite)")
     parser.add_argument("--nodes", type=int, default=1, help="servers to start on the one --db (default 1)")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop" if _has_uvloop() else "asyncio",
+        help="event loop of this process (default: uvloop when installed)",
+    )
     args = parser.parse_args()
     if args.nodes > 1 and (args.url or not args.db):
         parser.error("--nodes needs --db (a database all nodes share) and no --url")
@@ -158,13 +168,30 @@ def main() -> None:
                     urls.append(url)
             where = "external" if args.url else _shown_db(args.db) if args.db else "temp SQLite file"
             print(f"server {', '.join(urls)} ({where}), "
-                  f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-            asyncio.run(_run(urls, args.count, args.concurrency, args.sequential))
+                  f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, client loop {args.loop}")
+            _run_loop(args.loop, _run(urls, args.count, args.concurrency, args.sequential))
         finally:
             for proc in procs:
                 proc.terminate()
             for proc in procs:
                 proc.wait(timeout=10)
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _run_loop(loop: str, main: Any) -> None:
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 def _shown_db(db: str) -> str:

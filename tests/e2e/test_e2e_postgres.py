@@ -1,7 +1,7 @@
 """The end-to-end crash tests of SQLite, on PostgreSQL: ``dw server start --db postgresql://…``.
 
 A workflow with a timer and an activity completes; a worker killed with SIGKILL in the middle
-of an activity loses nothing (the attempt is re-run after its timeout); the server killed with
+of six activities loses nothing (each attempt is re-run after its timeout); the server killed with
 SIGKILL mid-workflows and restarted finishes every workflow exactly once. Each test gets a
 fresh database; skipped without ``DW_TEST_POSTGRES_DSN``.
 """
@@ -57,33 +57,41 @@ async def test_greeter_completes_on_postgres(pg_server: DwServer) -> None:
     assert history.count("TimerFired") == 1 and history.count("ActivityCompleted") == 1
 
 
-async def test_worker_killed_mid_activity_is_retried_on_postgres(pg_server: DwServer) -> None:
+async def test_worker_killed_mid_activities_loses_nothing_on_postgres(pg_server: DwServer) -> None:
     queue = unique("q")
-    workflow_id = unique("orphan")
+    ids = [unique(f"orphan-{i}") for i in range(6)]
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "e2e_worker_main.py"), pg_server.url, queue],
         cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         async with Client(pg_server.url) as client:
-            handle = await client.start_workflow(
-                workflow_type="long-activity", workflow_id=workflow_id, task_queue=queue, input=[1.5]
-            )
-            await _wait_for_event(client, workflow_id, "ActivityStarted")
+            handles = [
+                await client.start_workflow(
+                    workflow_type="long-activity", workflow_id=workflow_id, task_queue=queue, input=[1.5]
+                )
+                for workflow_id in ids
+            ]
+            # Every activity is running on the subprocess worker; kill it in the middle of them.
+            for workflow_id in ids:
+                await _wait_for_event(client, workflow_id, "ActivityStarted")
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
             async with running_worker(client, queue):
-                assert await handle.result(timeout=40) == "slept"
-            history = await handle.history()
+                results = await asyncio.gather(*(h.result(timeout=40) for h in handles))
+            histories = [await h.history() for h in handles]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-    types = event_types(history)
-    assert types.count("ActivityStarted") == 2
-    retries = [e for e in history if e["event_type"] == "ActivityRetryScheduled"]
-    assert len(retries) == 1 and retries[0]["payload"].get("timeout_kind") == "start_to_close"
-    assert types.count("ActivityCompleted") == 1
+    assert results == ["slept"] * len(ids)
+    for history in histories:
+        types = event_types(history)
+        # Re-run after its start-to-close timeout, completed once.
+        assert types.count("ActivityStarted") == 2, types
+        retries = [e for e in history if e["event_type"] == "ActivityRetryScheduled"]
+        assert len(retries) == 1 and retries[0]["payload"].get("timeout_kind") == "start_to_close"
+        assert types.count("ActivityCompleted") == 1
 
 
 @pytest.mark.timeout(180)

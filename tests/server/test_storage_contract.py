@@ -7,6 +7,7 @@ clear reason when ``DW_TEST_POSTGRES_DSN`` is absent, and each uses a fresh sche
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from durable_workflow_server.storage import (
     ActivityRow,
     ActivityTaskRow,
     ActivityTaskState,
+    AnyOf,
     Inc,
     Insert,
     Mutation,
@@ -266,6 +268,31 @@ async def test_patch_inc_and_patch_where(storage: Storage) -> None:
     assert k1 is not None and k1.attempt == 3 and k1.status == "cancelled"
     assert await storage.open_workflow_task("r1") is None
     assert await storage.open_workflow_task("r2") == wf_task("k2", "r2")  # other runs untouched
+
+
+async def test_patch_where_any_of(storage: Storage) -> None:
+    await storage.apply(
+        Mutation(
+            ops=[
+                Insert(run_row("r1")),
+                Insert(wf_task("k1")),
+                Insert(dataclasses.replace(wf_task("k2"), status="completed")),
+                Insert(dataclasses.replace(wf_task("k3"), status="failed")),
+            ]
+        )
+    )
+    await storage.apply(
+        Mutation(
+            ops=[
+                PatchWhere(
+                    WorkflowTaskRow, {"run_id": "r1", "status": AnyOf(("ready", "failed"))}, {"attempt": 7}
+                ),
+                PatchWhere(WorkflowTaskRow, {"run_id": "r1", "status": AnyOf(())}, {"attempt": 9}),
+            ]
+        )
+    )
+    attempts = {k: (await storage.get_workflow_task(k)) for k in ("k1", "k2", "k3")}
+    assert {k: t.attempt for k, t in attempts.items() if t is not None} == {"k1": 7, "k2": 0, "k3": 7}
 
 
 async def test_one_open_workflow_task_per_run(storage: Storage) -> None:

@@ -95,10 +95,12 @@ async def test_a_commit_on_one_node_wakes_the_other(nodes: list[object]) -> None
     # A write that fails its precondition rolls back, NOTIFY included.
     seen_b.clear()
     with pytest.raises(PreconditionFailed):
-        await a.apply(Mutation(preconditions=[RunVersion("r1", 99)], wakes=[Wake(("timers",))]))
-    await a.apply(Mutation(wakes=[Wake(("marker",))]))
+        await a.apply(Mutation(preconditions=[RunVersion("r1", 99)], wakes=[Wake(("run", "r1"))]))
+    # The timer loop's wake stays local: every node's loop re-reads the timers table anyway.
+    await a.apply(Mutation(wakes=[Wake(("timers",)), Wake(("marker",))]))
     await _until(lambda: Wake(("marker",)) in seen_b)
-    assert Wake(("timers",)) not in seen_b
+    assert Wake(("run", "r1")) not in seen_b and Wake(("timers",)) not in seen_b
+    assert Wake(("timers",)) in seen_a
 
 
 async def test_many_wakes_in_one_write_all_arrive(nodes: list[object]) -> None:

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from durable_workflow_server.api import (
     _activity_tasks,
@@ -89,6 +90,27 @@ def _one_route_per_path(routes: list[Route]) -> list[Route]:
     return merged
 
 
+class _LeanStarlette(Starlette):
+    """Starlette with a direct path for every request the route index settles.
+
+    Each endpoint (``_checks.route``) runs the whole check order and turns every exception
+    into its own envelope, so for a matched route the error middlewares, the router and
+    ``request_response`` only add frames and closures per request. Those requests call the
+    endpoint directly with the same ``Request`` (same ``receive``: long polls still see the
+    disconnect); unknown paths, wrong verbs and lifespan go through Starlette as before.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and isinstance(self.router, IndexedRouter):
+            scope["app"] = self
+            found = self.router.lookup(scope)
+            if found is not None:
+                response: Response = await found.endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def build_api(
     engine: Engine,
     settings: Settings,
@@ -132,7 +154,7 @@ def build_api(
         error = ApiError(500, "server_error", "The server failed to handle the request.")
         return render_error(api, unmatched_spec(request.url.path), request, error)
 
-    app = Starlette(exception_handlers={HTTPException: http_error, Exception: crash})
+    app = _LeanStarlette(exception_handlers={HTTPException: http_error, Exception: crash})
     # A trailing slash is a different (unknown) route, not a redirect the clients would not follow.
     app.router = IndexedRouter(list(api_routes(api)), lifespan=lifespan, redirect_slashes=False)
     app.state.api = api

@@ -47,18 +47,29 @@ class IndexedRouter(Router):
                 if node.route is None:
                     node.route = route
 
+    def lookup(self, scope: Scope) -> Route | None:
+        """The route that fully matches an HTTP ``scope`` (path and verb), filled into ``scope``.
+
+        None when the index cannot settle it (unknown path, wrong verb): ``Router`` answers.
+        """
+        route = _find(self._root, _segments(scope["path"]), 0)
+        if route is None:
+            return None
+        match, child_scope = route.matches(scope)
+        if match is not Match.FULL:
+            return None
+        scope.setdefault("router", self)
+        scope["route"] = route
+        scope.update(child_scope)
+        return route
+
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch an HTTP request through the index, anything else through ``Router``."""
         if scope["type"] == "http":
-            route = _find(self._root, _segments(scope["path"]), 0)
+            route = self.lookup(scope)
             if route is not None:
-                match, child_scope = route.matches(scope)
-                if match is Match.FULL:
-                    scope.setdefault("router", self)
-                    scope["route"] = route
-                    scope.update(child_scope)
-                    await route.handle(scope, receive, send)
-                    return
+                await route.handle(scope, receive, send)
+                return
         await super().app(scope, receive, send)
 
 

@@ -195,9 +195,29 @@ def cancel_timers(m: Mutation, *timer_ids: str) -> None:
         m.ops.append(Patch(TimerRow, (timer_id,), {"status": "cancelled"}))
 
 
-def attempt_timer_ids(task_id: str) -> tuple[str, ...]:
-    """Deterministic ids of the deadline rows that belong to one attempt."""
-    return f"sts:{task_id}", f"stc:{task_id}", f"hb:{task_id}", f"lease:{task_id}"
+def attempt_timer_ids(task_id: str, policy: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """Deterministic ids of the deadline rows that belong to one attempt.
+
+    Given the activity's policy snapshot, only the rows that policy can have created (see
+    ``_sts_timer`` and the claim): cancelling a row never inserted is an UPDATE that matches
+    nothing, one statement per id on the hot path.
+    """
+    if policy is None:
+        return f"sts:{task_id}", f"stc:{task_id}", f"hb:{task_id}", f"lease:{task_id}"
+    ids: list[str] = []
+    if policy.get("schedule_to_start_timeout"):
+        ids.append(f"sts:{task_id}")
+    ids.append(f"stc:{task_id}" if policy.get("start_to_close_timeout") else f"lease:{task_id}")
+    if policy.get("heartbeat_timeout"):
+        ids.append(f"hb:{task_id}")
+    return tuple(ids)
+
+
+def sclose_timer_ids(act: ActivityRow) -> tuple[str, ...]:
+    """The schedule-to-close deadline row of ``act``, when it has one."""
+    if act.schedule_to_close_deadline is None:
+        return ()
+    return (f"sclose:{act.activity_execution_id}",)
 
 
 def _retry_delay(act: ActivityRow, attempt_number: int, fields: dict[str, Any], now: float) -> float | None:
@@ -288,7 +308,7 @@ async def attempt_ended(
             {"status": status, "closed_at": now, "last_failure": fields},
         )
     )
-    cancel_timers(m, f"sclose:{act.activity_execution_id}")
+    cancel_timers(m, *sclose_timer_ids(act))
     payload = base_payload(act, task)
     if timeout_kind:
         event_type = Event.ACTIVITY_TIMED_OUT

@@ -7,6 +7,7 @@ attempt and returned again for an identical retry.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from durable_workflow.protocol import Event, RunStatus
@@ -16,6 +17,7 @@ from durable_workflow_server.engine._activities import (
     base_payload,
     cancel_timers,
     resume_for,
+    sclose_timer_ids,
 )
 from durable_workflow_server.engine._core import (
     Core,
@@ -105,6 +107,8 @@ async def poll(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     lease = core.settings.activity_lease_seconds
+    # Each claimed execution as the lease mutation leaves it, so it needs no second read.
+    leased_acts: dict[str, ActivityRow] = {}
 
     while True:
         mark = core.notifier.mark(key)
@@ -113,6 +117,9 @@ async def poll(
         def build(task: ActivityTaskRow, act: ActivityRow, now: float = now) -> Mutation | None:
             if act.status not in ("scheduled", "started"):
                 return None
+            leased_acts[task.task_id] = dataclasses.replace(
+                act, status="started", attempt_number=task.attempt_number, current_task_id=task.task_id
+            )
             attempt_id = new_id()
             policy = act.retry_policy
             m = Mutation(preconditions=[ActivityTaskState(task.task_id, "ready")])
@@ -142,7 +149,8 @@ async def poll(
                 )
             )
             m.ops.append(Patch(RunRow, (task.run_id,), {"version": Inc(1)}))
-            cancel_timers(m, f"sts:{task.task_id}")
+            if policy.get("schedule_to_start_timeout"):
+                cancel_timers(m, f"sts:{task.task_id}")
             deadlines = [
                 ("activity_start_to_close", policy.get("start_to_close_timeout"), "stc"),
                 ("activity_heartbeat", policy.get("heartbeat_timeout"), "hb"),
@@ -182,7 +190,9 @@ async def poll(
         if claimed is not None:
             task = claimed[0]
             try:
-                act = await core.storage.get_activity(task.activity_execution_id)
+                act = leased_acts.pop(task.task_id, None)
+                if act is None:
+                    act = await core.storage.get_activity(task.activity_execution_id)
             except asyncio.CancelledError:
                 core.spawn(release(core, task))
                 raise
@@ -360,7 +370,7 @@ async def complete(
         m.ops.append(
             Patch(ActivityRow, (act.activity_execution_id,), {"status": "completed", "closed_at": now})
         )
-        cancel_timers(m, *attempt_timer_ids(task.task_id), f"sclose:{act.activity_execution_id}")
+        cancel_timers(m, *attempt_timer_ids(task.task_id, act.retry_policy), *sclose_timer_ids(act))
         payload = base_payload(act, task)
         payload.update(result=stored, payload_codec="avro", **act.parallel)
         m.events.append(event(run.run_id, Event.ACTIVITY_COMPLETED, payload, now))
@@ -452,7 +462,7 @@ async def fail(
                 ActivityTaskState(task.task_id, "leased", attempt_id),
             ]
         )
-        cancel_timers(m, *attempt_timer_ids(task.task_id))
+        cancel_timers(m, *attempt_timer_ids(task.task_id, act.retry_policy))
         next_task = await attempt_ended(core, run, act, task, m, now, fields, timeout_kind=None)
         reply = {
             "task_id": task.task_id,

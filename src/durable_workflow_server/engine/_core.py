@@ -31,6 +31,7 @@ from durable_workflow_server.engine._time import iso
 from durable_workflow_server.storage import (
     ActivityRow,
     ActivityTaskRow,
+    AnyOf,
     EventRow,
     Insert,
     Mutation,
@@ -297,27 +298,18 @@ async def close_run(
     if failure is not None:
         fields["failure"] = failure
     m.ops.append(Patch(RunRow, (run.run_id,), fields))
-    for task_status in ("ready", "leased"):
-        m.ops.append(
-            PatchWhere(
-                WorkflowTaskRow, {"run_id": run.run_id, "status": task_status}, {"status": "cancelled"}
-            )
+    open_tasks = {"run_id": run.run_id, "status": AnyOf(("ready", "leased"))}
+    m.ops.append(PatchWhere(WorkflowTaskRow, open_tasks, {"status": "cancelled"}))
+    # Leased activity attempts learn about it from heartbeats (cancel_requested) and
+    # from the refusal of their completion.
+    m.ops.append(PatchWhere(ActivityTaskRow, open_tasks, {"status": "cancelled"}))
+    m.ops.append(
+        PatchWhere(
+            ActivityRow,
+            {"run_id": run.run_id, "status": AnyOf(("scheduled", "started"))},
+            {"status": "cancelled", "closed_at": now},
         )
-        # Leased activity attempts learn about it from heartbeats (cancel_requested) and
-        # from the refusal of their completion.
-        m.ops.append(
-            PatchWhere(
-                ActivityTaskRow, {"run_id": run.run_id, "status": task_status}, {"status": "cancelled"}
-            )
-        )
-    for act_status in ("scheduled", "started"):
-        m.ops.append(
-            PatchWhere(
-                ActivityRow,
-                {"run_id": run.run_id, "status": act_status},
-                {"status": "cancelled", "closed_at": now},
-            )
-        )
+    )
     m.ops.append(PatchWhere(TimerRow, {"run_id": run.run_id, "status": "pending"}, {"status": "cancelled"}))
     m.wakes.extend([Wake(("run", run.run_id)), Wake(("run_closed", run.run_id))])
     # Children and parents hear about the close through durable rows (engine._children).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 from typing import Any
 
 from durable_workflow.protocol import RunStatus
@@ -117,6 +118,15 @@ async def _task_dict(core: Core, task: WorkflowTaskRow, run: RunRow, page_size: 
     return body
 
 
+def _run_after_lease(run: RunRow | None) -> RunRow | None:
+    """``run`` as the lease mutation of ``poll`` leaves it (version fence, the run patch)."""
+    if run is None:
+        return None
+    return dataclasses.replace(
+        run, status=RunStatus.RUNNING.value, version=run.version + 1, wake_pending=False, pending_resume=None
+    )
+
+
 async def poll(
     core: Core,
     ns: str,
@@ -158,6 +168,9 @@ async def poll(
     deadline = loop.time() + timeout
     lease = core.settings.workflow_task_lease_seconds
 
+    # The run each lease was built on, so the claimed task's run needs no second read.
+    leased_runs: dict[str, RunRow] = {}
+
     while True:
         mark = core.notifier.mark(key)
         now = core.now()
@@ -165,6 +178,7 @@ async def poll(
         def build(task: WorkflowTaskRow, run: RunRow, now: float = now) -> Mutation | None:
             if is_closed(run):
                 return None
+            leased_runs[task.task_id] = run
             m = Mutation(preconditions=[RunVersion(run.run_id, run.version)])
             m.ops.append(
                 Patch(
@@ -202,7 +216,9 @@ async def poll(
         if claimed is not None:
             task = claimed[0]
             try:
-                run = await core.storage.get_run(task.run_id)
+                run = _run_after_lease(leased_runs.pop(task.task_id, None))
+                if run is None:
+                    run = await core.storage.get_run(task.run_id)
                 assert run is not None
                 body = await _task_dict(core, task, run, page_size)
             except asyncio.CancelledError:

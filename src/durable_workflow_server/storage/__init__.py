@@ -6,6 +6,7 @@ Only the interface is exported here, so importing ``storage`` never pulls a data
 from durable_workflow_server.storage._interface import (
     ActivityClaimBuilder,
     ActivityTaskState,
+    AnyOf,
     Inc,
     Insert,
     Mutation,
@@ -53,6 +54,7 @@ __all__ = [
     "ActivityTaskRow",
     "ActivityTaskState",
     "And",
+    "AnyOf",
     "Attr",
     "ChildRow",
     "Compare",

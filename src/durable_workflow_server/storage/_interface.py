@@ -68,8 +68,15 @@ class Patch:
 
 
 @dataclass(frozen=True)
+class AnyOf:
+    """A ``PatchWhere`` condition value: the column equals one of ``values`` (SQL ``IN``)."""
+
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class PatchWhere:
-    """Set some columns of every row whose columns equal ``where``."""
+    """Set some columns of every row whose columns equal ``where`` (a value may be ``AnyOf``)."""
 
     table: type[Row]
     where: dict[str, Any]

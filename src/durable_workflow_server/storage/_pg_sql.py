@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from durable_workflow_server.storage._interface import Inc
+from durable_workflow_server.storage._interface import AnyOf, Inc
 from durable_workflow_server.storage._rows import Row, RunRow
 
 R = TypeVar("R", bound=Row)
@@ -177,6 +177,12 @@ def update_sql(cls: type[Row], fields: Mapping[str, Any], where: Mapping[str, An
             raise ValueError(f"{cls.__table__} has no column {name!r}")
         if value is None:
             conds.append(f"{name} IS NULL")
+        elif isinstance(value, AnyOf):
+            marks: list[str] = []
+            for one in value.values:
+                args.append(to_pg(cls, name, one))
+                marks.append(f"${len(args)}")
+            conds.append(f"{name} IN ({', '.join(marks)})" if marks else "FALSE")
         else:
             args.append(to_pg(cls, name, value))
             conds.append(f"{name} = ${len(args)}")

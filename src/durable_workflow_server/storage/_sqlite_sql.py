@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import orjson
 
 from durable_workflow_server.storage._interface import (
+    AnyOf,
     Inc,
 )
 from durable_workflow_server.storage._rows import (
@@ -133,6 +134,9 @@ def update_sql(cls: type[Row], fields: dict[str, Any], where: dict[str, Any]) ->
             raise ValueError(f"{cls.__table__} has no column {name!r}")
         if value is None:
             conds.append(f"{name} IS NULL")
+        elif isinstance(value, AnyOf):
+            conds.append(f"{name} IN ({', '.join('?' * len(value.values))})" if value.values else "0")
+            params.extend(to_sql(cls, name, one) for one in value.values)
         else:
             conds.append(f"{name} = ?")
             params.append(to_sql(cls, name, value))

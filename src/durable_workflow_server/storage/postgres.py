@@ -36,35 +36,23 @@ import orjson
 
 from durable_workflow_server.storage._interface import (
     ActivityClaimBuilder,
-    ActivityTaskState,
-    Insert,
     Mutation,
-    Patch,
-    PatchWhere,
     PreconditionFailed,
-    Put,
     RunFilter,
-    RunVersion,
     Storage,
     StorageUnavailable,
-    TimerDue,
     Wake,
     WakeListener,
     WorkflowClaimBuilder,
-    WorkflowCurrentRun,
-    WorkflowTaskState,
 )
 from durable_workflow_server.storage._messages import MessageRow
+from durable_workflow_server.storage._pg_apply import apply_mutation, wakes_of
 from durable_workflow_server.storage._pg_listen import Listener, encode
 from durable_workflow_server.storage._pg_migrate import migrate
 from durable_workflow_server.storage._pg_sql import (
     Query,
-    bump_sql,
     from_pg,
-    insert_sql,
     queries,
-    row_args,
-    update_sql,
 )
 from durable_workflow_server.storage._pg_visibility import compile_expr
 from durable_workflow_server.storage._rows import (
@@ -93,15 +81,6 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError)
 #: Aborts PostgreSQL chooses to break a lock cycle; nothing was written, so a re-run is safe.
 _CONFLICTS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-
-_PRECONDITION_ORDER: dict[type, int] = {
-    RunVersion: 0,
-    WorkflowCurrentRun: 1,
-    WorkflowTaskState: 2,
-    ActivityTaskState: 3,
-    TimerDue: 4,
-}
-
 
 class _Connection(asyncpg.Connection):  # type: ignore[misc]
     """A pooled connection released without asyncpg's reset query.
@@ -449,7 +428,7 @@ class PostgresStorage(Storage):
                     async with self._transaction() as conn:
                         result, wakes = await body(conn)
                         notify = self._q["notify"]
-                        for payload in encode(self._node, wakes):
+                        for payload in encode(self._node, _remote(wakes)):
                             await conn.execute(notify.sql, self._channel, payload)
                 except _CONFLICTS:
                     if attempt + 1 == _CONFLICT_RETRIES:
@@ -473,7 +452,7 @@ class PostgresStorage(Storage):
         q = self._q
 
         async def body(conn: Any) -> tuple[list[EventRow], list[Wake]]:
-            return await _apply(conn, q, mutation), _wakes_of(mutation)
+            return await apply_mutation(conn, q, mutation), wakes_of(mutation)
 
         return await self._write(body)
 
@@ -496,9 +475,9 @@ class PostgresStorage(Storage):
             mutation = None if other is None else build(task, other)
             if mutation is None:
                 return ("skip", _task_id(task)), []
-            events = await _apply(conn, q, mutation)
+            events = await apply_mutation(conn, q, mutation)
             fresh = await conn.fetchrow(f"SELECT * FROM {table.__table__} WHERE task_id = $1", _task_id(task))
-            return ("got", (from_pg(table, fresh), events)), _wakes_of(mutation)
+            return ("got", (from_pg(table, fresh), events)), wakes_of(mutation)
 
         async def fast(conn: Any) -> tuple[Any, list[Wake]]:
             record = None
@@ -609,6 +588,17 @@ class PostgresStorage(Storage):
         )
 
 
+#: Wake keys that stay on the node that raised them. ``("timers",)`` only makes the timer loop
+#: look early at a timer created just now; every node's loop re-reads the table at least once
+#: a second anyway, and the creating node (woken locally) fires it. Sent to every other node,
+#: each activity start would cost each of them a pass of the timer loop for nothing.
+_LOCAL_ONLY = frozenset({("timers",)})
+
+
+def _remote(wakes: list[Wake]) -> list[Wake]:
+    return [wake for wake in wakes if wake.key not in _LOCAL_ONLY]
+
+
 def _consume(task: asyncio.Future[Any]) -> None:
     # The caller may have been cancelled and gone; its failure must not be reported as
     # "exception never retrieved".
@@ -619,152 +609,3 @@ def _consume(task: asyncio.Future[Any]) -> None:
 def _task_id(task: Row) -> str:
     value: str = task.task_id  # type: ignore[attr-defined]
     return value
-
-
-def _wakes_of(mutation: Mutation) -> list[Wake]:
-    wakes = list(mutation.wakes)
-    for run_id in dict.fromkeys(e.run_id for e in mutation.events):
-        wakes.append(Wake(("run", run_id)))
-    return wakes
-
-
-def _precondition_key(pre: object) -> tuple[int, str]:
-    ident = getattr(pre, "run_id", None) or getattr(pre, "task_id", None) or getattr(pre, "timer_id", "")
-    if isinstance(pre, WorkflowCurrentRun):
-        ident = pre.workflow_id
-    return _PRECONDITION_ORDER.get(type(pre), 9), str(ident)
-
-
-async def _check(conn: Any, q: dict[str, Query], pre: object) -> bool:
-    if isinstance(pre, RunVersion):
-        status = await conn.execute(q["bump_run_version"].sql, pre.run_id, pre.version)
-        return bool(status == "UPDATE 1")
-    if isinstance(pre, TimerDue):
-        # The conditional UPDATE is what makes firing exactly-once across nodes: a second
-        # node's UPDATE waits for the first to commit, re-reads the row and matches nothing.
-        status = await conn.execute(q["fire_timer"].sql, pre.timer_id, pre.now)
-        return bool(status == "UPDATE 1")
-    if isinstance(pre, WorkflowTaskState):
-        rec = await conn.fetchrow(q["lock_workflow_task"].sql, pre.task_id)
-        return (
-            rec is not None
-            and rec["status"] == pre.status
-            and (pre.lease_owner is None or rec["lease_owner"] == pre.lease_owner)
-            and (pre.attempt is None or rec["attempt"] == pre.attempt)
-        )
-    if isinstance(pre, ActivityTaskState):
-        rec = await conn.fetchrow(q["lock_activity_task"].sql, pre.task_id)
-        return (
-            rec is not None
-            and rec["status"] == pre.status
-            and (pre.attempt_id is None or rec["attempt_id"] == pre.attempt_id)
-        )
-    if isinstance(pre, WorkflowCurrentRun):
-        rec = await conn.fetchrow(q["lock_workflow"].sql, pre.workflow_id)
-        return rec is not None and rec["current_run_id"] == pre.run_id
-    raise TypeError(f"unknown precondition {pre!r}")
-
-
-def _fold_run_patch(ops: list[Any], run_id: str) -> dict[str, Any]:
-    """Take out of ``ops`` the first patch of run ``run_id`` that may move to the version bump.
-
-    Allowed only while no earlier op writes ``runs`` (the patch would otherwise be reordered
-    against it) and when the patch sets neither column the bump itself writes.
-    """
-    for index, op in enumerate(ops):
-        if isinstance(op, Patch) and op.table is RunRow:
-            if op.key == (run_id,) and not _BUMP_COLUMNS & op.fields.keys():
-                del ops[index]
-                return dict(op.fields)
-            return {}
-        if isinstance(op, PatchWhere) and op.table is RunRow:
-            return {}
-        if isinstance(op, Insert | Put) and isinstance(op.row, RunRow):
-            return {}
-    return {}
-
-
-_BUMP_COLUMNS = frozenset({"version", "last_history_sequence"})
-
-
-async def _apply(conn: Any, q: dict[str, Query], mutation: Mutation) -> list[EventRow]:
-    """Run one mutation inside the caller's transaction.
-
-    Round trips are this backend's main cost, so the usual shape of an engine write (pin the
-    run's version, patch the run, append events to it) becomes ONE statement for the run: the
-    version-checking UPDATE also sets the patched columns and advances the history sequence.
-    """
-    counts: dict[str, int] = {}
-    for event in mutation.events:
-        counts[event.run_id] = counts.get(event.run_id, 0) + 1
-    next_sequence: dict[str, int] = {}
-    ops = list(mutation.ops)
-    for pre in sorted(mutation.preconditions, key=_precondition_key):
-        if isinstance(pre, RunVersion) and pre.run_id not in next_sequence:
-            fields = _fold_run_patch(ops, pre.run_id)
-            count = counts.get(pre.run_id, 0)
-            sql, args = bump_sql(fields, count, pre.run_id, pre.version)
-            last = await conn.fetchval(sql, *args)
-            if last is None:
-                raise PreconditionFailed(pre)
-            if count:
-                next_sequence[pre.run_id] = int(last) - count + 1
-        elif not await _check(conn, q, pre):
-            raise PreconditionFailed(pre)
-    for op in ops:
-        if isinstance(op, Insert):
-            # ON CONFLICT DO NOTHING (any unique index, the one-open-task one included) instead
-            # of catching the error: an error would abort the transaction on the server.
-            status = await conn.execute(insert_sql(type(op.row), False), *row_args(op.row))
-            if status != "INSERT 0 1":
-                raise PreconditionFailed(("exists", type(op.row).__table__))
-        elif isinstance(op, Put):
-            await conn.execute(insert_sql(type(op.row), True), *row_args(op.row))
-        elif isinstance(op, Patch):
-            where = dict(zip(op.table.__key__, op.key, strict=True))
-            sql, args = update_sql(op.table, op.fields, where)
-            await conn.execute(sql, *args)
-        elif isinstance(op, PatchWhere):
-            sql, args = update_sql(op.table, op.fields, op.where)
-            await conn.execute(sql, *args)
-        else:  # pragma: no cover - the Operation union is closed
-            raise TypeError(f"unknown operation {op!r}")
-    if not mutation.events:
-        return []
-    advance = q["advance_run_sequence"]
-    for run_id, count in counts.items():
-        if run_id in next_sequence:  # already advanced by the version bump
-            continue
-        last = await conn.fetchval(advance.sql, *advance.args({"run_id": run_id, "count": count}))
-        if last is None:
-            raise PreconditionFailed(("run_exists", run_id))
-        next_sequence[run_id] = int(last) - count + 1
-    stored: list[EventRow] = []
-    rows: list[tuple[Any, ...]] = []
-    for event in mutation.events:
-        sequence = next_sequence[event.run_id]
-        next_sequence[event.run_id] = sequence + 1
-        rows.append(
-            (
-                event.run_id,
-                sequence,
-                event.event_id,
-                event.event_type,
-                orjson.dumps(event.payload).decode(),
-                event.recorded_at,
-                event.workflow_task_id,
-            )
-        )
-        stored.append(
-            EventRow(
-                event.run_id,
-                sequence,
-                event.event_id,
-                event.event_type,
-                event.payload,
-                event.recorded_at,
-                event.workflow_task_id,
-            )
-        )
-    await conn.executemany(q["insert_event"].sql, rows)
-    return stored
