@@ -392,6 +392,9 @@ async def await_run_result(
     core: Core, ns: str, workflow_id: str, run_id: str | None, *, wait_seconds: float | None
 ) -> dict[str, Any]:
     """Hold until the run is closed or ``wait_seconds`` passes; then report its outcome."""
+    # With the run named, its counter is noted before the lookup, so the run read there is
+    # already fresh enough for the first check (no second read of the same row).
+    early = core.notifier.mark(("run_closed", run_id)) if isinstance(run_id, str) else None
     _, run = await _resolve_run(core, ns, workflow_id, run_id)
     # Bounded like a poll: a caller wanting longer simply asks again.
     wait = hold_seconds(wait_seconds, "wait_seconds", 0.0, core.settings.poll_timeout_max)
@@ -399,10 +402,13 @@ async def await_run_result(
     deadline = loop.time() + wait
     key = ("run_closed", run.run_id)
     while True:
-        mark = core.notifier.mark(key)
-        latest = await core.storage.get_run(run.run_id)
-        assert latest is not None
-        run = latest
+        if early is not None and key == ("run_closed", run_id):
+            mark, early = early, None
+        else:
+            mark = core.notifier.mark(key)
+            latest = await core.storage.get_run(run.run_id)
+            assert latest is not None
+            run = latest
         remaining = deadline - loop.time()
         if is_closed(run) or remaining <= 0:
             break
