@@ -383,26 +383,7 @@ async def complete(
             parallel=act.parallel,
             activity_id=act.activity_execution_id,
         )
-        reply = {
-            "task_id": task.task_id,
-            "activity_attempt_id": attempt_id,
-            "outcome": "completed",
-            "recorded": True,
-            "reason": None,
-            "next_task_id": next_task,
-        }
-        m.ops.append(
-            Patch(
-                ActivityTaskRow,
-                (task.task_id,),
-                {
-                    "status": "completed",
-                    "outcome": {"kind": "completed", "fingerprint": fingerprint, "reply": reply},
-                },
-            )
-        )
-        await core.storage.apply(m)
-        return reply
+        return await _record_outcome(core, m, task, attempt_id, "completed", fingerprint, next_task)
 
     known = await core.storage.get_activity_task(task_id) if isinstance(task_id, str) else None
     return await core.run_serial(known.run_id if known is not None else None, once)
@@ -464,26 +445,7 @@ async def fail(
         )
         cancel_timers(m, *attempt_timer_ids(task.task_id, act.retry_policy))
         next_task = await attempt_ended(core, run, act, task, m, now, fields, timeout_kind=None)
-        reply = {
-            "task_id": task.task_id,
-            "activity_attempt_id": attempt_id,
-            "outcome": "failed",
-            "recorded": True,
-            "reason": None,
-            "next_task_id": next_task,
-        }
-        m.ops.append(
-            Patch(
-                ActivityTaskRow,
-                (task.task_id,),
-                {
-                    "status": "failed",
-                    "outcome": {"kind": "failed", "fingerprint": fingerprint, "reply": reply},
-                },
-            )
-        )
-        await core.storage.apply(m)
-        return reply
+        return await _record_outcome(core, m, task, attempt_id, "failed", fingerprint, next_task)
 
     known = await core.storage.get_activity_task(task_id) if isinstance(task_id, str) else None
     return await core.run_serial(known.run_id if known is not None else None, once)
@@ -548,3 +510,33 @@ async def heartbeat(
         return reply
 
     return await core.retrying(once)
+
+
+async def _record_outcome(
+    core: Core,
+    m: Mutation,
+    task: ActivityTaskRow,
+    attempt_id: str,
+    kind: str,
+    fingerprint: str,
+    next_task: str | None,
+) -> dict[str, Any]:
+    """Close the task with its reply stored beside it, so a retried identical report gets the
+    same answer (completions and failures are idempotent per attempt), and apply ``m``."""
+    reply = {
+        "task_id": task.task_id,
+        "activity_attempt_id": attempt_id,
+        "outcome": kind,
+        "recorded": True,
+        "reason": None,
+        "next_task_id": next_task,
+    }
+    m.ops.append(
+        Patch(
+            ActivityTaskRow,
+            (task.task_id,),
+            {"status": kind, "outcome": {"kind": kind, "fingerprint": fingerprint, "reply": reply}},
+        )
+    )
+    await core.storage.apply(m)
+    return reply
