@@ -92,3 +92,17 @@ def test_keyword_names_match_the_doc() -> None:
     ]
     assert params("cancel_workflow") == ["ns", "workflow_id", "run_id", "reason", "request_id"]
     assert params("await_run_result") == ["ns", "workflow_id", "run_id", "wait_seconds"]
+
+
+def test_eager_sub_facade() -> None:
+    """The eager-task extension (docs/protocol-decisions.md) is its own small surface,
+    ``engine.eager``, so the protocol's facade above keeps its exact parameters."""
+    from durable_workflow_server.engine._facade_eager import EagerTasks
+
+    assert isinstance(Engine.__dict__["eager"], property)
+    public = {
+        name for name, value in inspect.getmembers(EagerTasks) if not name.startswith("_") and callable(value)
+    }
+    assert public == {"complete_workflow_task", "complete_activity_task", "fail_activity_task"}
+    for name in public:
+        assert inspect.iscoroutinefunction(getattr(EagerTasks, name)), name

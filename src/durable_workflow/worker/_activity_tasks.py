@@ -322,13 +322,21 @@ class ActivityTaskPoller(TaskPoller):
             return {**ids, "failure": failure_from_exception(exc)}
 
     async def _report(self, path: str, body: dict[str, Any], lease_expires_at: Any) -> None:
+        peer = self.eager_peer
+        reserved = await peer.reserve_slots(1) if peer is not None else 0
+        if reserved:
+            body = {**body, "eager_workflow_task": True}  # our extension: the next workflow task
+        reply: dict[str, Any] | None = None
         try:
-            await self.deliver(path, body, lease_expires_at=lease_expires_at)
+            reply = await self.deliver(path, body, lease_expires_at=lease_expires_at)
         except ServerError as exc:
             if not is_drop(exc):
                 logger.error("activity report %s refused: %s", path, exc)
         except TransportError as exc:
             logger.error("activity report %s lost, the server stayed unreachable: %s", path, exc)
+        finally:
+            if peer is not None and reserved:
+                peer.take_eager([(reply or {}).get("eager_workflow_task")], reserved)
 
 
 def _call_in_context(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext) -> Any:

@@ -107,6 +107,8 @@ class TaskPoller(abc.ABC):
         self._poll_tasks: set[asyncio.Task[None]] = set()
         self._task_handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
+        #: The other task kind's poller, for eager tasks handed over in a report's reply.
+        self.eager_peer: TaskPoller | None = None
         # With a zero timeout every empty answer is "early": probing must still not spin.
         self._early_threshold = (
             min(1.0, poll_timeout_seconds / 2) if poll_timeout_seconds > 0 else float("inf")
@@ -171,6 +173,25 @@ class TaskPoller(abc.ABC):
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- eager tasks (our extension, see docs/protocol-decisions.md) ---------------------------
+
+    async def reserve_slots(self, wanted: int) -> int:
+        """Take up to ``wanted`` free slots without waiting; they carry eager tasks."""
+        taken = 0
+        while taken < wanted and not self._stopping and not self._slots.locked():
+            await self._slots.acquire()  # does not suspend: the semaphore is not locked
+            taken += 1
+        return taken
+
+    def take_eager(self, tasks: Any, reserved: int) -> None:
+        """Handle tasks a reply leased to us eagerly, each on one reserved slot; free the rest."""
+        for task in tasks if isinstance(tasks, list) else []:
+            if reserved > 0 and isinstance(task, dict):
+                reserved -= 1
+                self._spawn(task)
+        for _ in range(reserved):
+            self._slots.release()
 
     # --- polling -------------------------------------------------------------------------------
 

@@ -280,6 +280,10 @@ class Worker:
                     **common,
                 )
             )
+        workflow = next((p for p in pollers if isinstance(p, WorkflowTaskPoller)), None)
+        activity = next((p for p in pollers if isinstance(p, ActivityTaskPoller)), None)
+        if workflow is not None and activity is not None:  # eager tasks go to the other kind
+            workflow.eager_peer, activity.eager_peer = activity, workflow
         return pollers
 
     def _get_executor(self) -> concurrent.futures.Executor:

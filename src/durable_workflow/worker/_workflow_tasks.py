@@ -92,17 +92,25 @@ class WorkflowTaskPoller(TaskPoller):
                 task,
             )
             return
+        body: dict[str, Any] = {**lease, "commands": commands}
+        peer = self.eager_peer
+        scheduled = sum(1 for c in commands if c.get("type") == "schedule_activity")
+        reserved = await peer.reserve_slots(min(scheduled, 1000)) if peer is not None and scheduled else 0
+        if reserved:
+            body["eager_activity_slots"] = reserved  # our extension: run them without a poll
+        reply: dict[str, Any] | None = None
         try:
-            await self.deliver(
-                f"{base}/complete",
-                {**lease, "commands": commands},
-                lease_expires_at=task.get("lease_expires_at"),
+            reply = await self.deliver(
+                f"{base}/complete", body, lease_expires_at=task.get("lease_expires_at")
             )
         except ServerError as exc:
             # The server refused the commands themselves (invalid_commands, a limit): report it
             # as a task failure so the run shows why it is stuck instead of timing out silently.
             logger.error("workflow task %s: completion refused: %s", task_id, exc)
             await self._fail(base, lease, {"message": str(exc), "type": type(exc).__name__}, task)
+        finally:
+            if peer is not None and reserved:
+                peer.take_eager((reply or {}).get("eager_activity_tasks"), reserved)
 
     async def _commands_for(
         self, task: dict[str, Any], base: str, lease: dict[str, Any]

@@ -55,8 +55,10 @@ async def complete(call: Call) -> Reply:
     body = call.body_object()
     fields = Fields(body)
     attempt_id, lease_owner = _attempt(fields)
+    eager = fields.boolean("eager_workflow_task")  # our extension ("Eager tasks")
     fields.done()
-    return 200, await call.engine.complete_activity_task(
+    plane = call.engine.eager if eager else call.engine
+    return 200, await plane.complete_activity_task(
         call.namespace,
         call.path("task_id"),
         attempt_id=attempt_id,
@@ -72,8 +74,10 @@ async def fail(call: Call) -> Reply:
     failure = fields.mapping("failure", required=True)
     if failure is not None and not isinstance(failure.get("message"), str):
         fields.fail("failure.message", "The failure.message field is required.")
+    eager = fields.boolean("eager_workflow_task")  # our extension ("Eager tasks")
     fields.done()
-    return 200, await call.engine.fail_activity_task(
+    plane = call.engine.eager if eager else call.engine
+    return 200, await plane.fail_activity_task(
         call.namespace,
         call.path("task_id"),
         attempt_id=attempt_id,

@@ -106,7 +106,18 @@ async def complete(call: Call) -> Reply:
             fields.fail(f"commands.{index}.type", "The command type field is required.")
         else:
             _check_durations(fields, index, command)
+    # Our extension (protocol-decisions.md, "Eager tasks"): the worker's free activity slots.
+    eager_slots = fields.integer("eager_activity_slots", minimum=0, maximum=1000)
     fields.done()
+    if eager_slots is not None:
+        return 200, await call.engine.eager.complete_workflow_task(
+            call.namespace,
+            call.path("task_id"),
+            lease_owner=lease_owner,
+            attempt=attempt,
+            commands=commands or [],
+            eager_activity_slots=eager_slots,
+        )
     return 200, await call.engine.complete_workflow_task(
         call.namespace,
         call.path("task_id"),

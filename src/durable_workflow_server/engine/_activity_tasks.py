@@ -27,6 +27,7 @@ from durable_workflow_server.engine._core import (
     is_closed,
     run_closed_error,
 )
+from durable_workflow_server.engine._eager import eligible_worker, lease_workflow_task, scheduled_activities
 from durable_workflow_server.engine._errors import EngineError, invalid
 from durable_workflow_server.engine._ids import new_id
 from durable_workflow_server.engine._payloads import PayloadInvalid, envelope, stored_from_envelope
@@ -46,6 +47,8 @@ from durable_workflow_server.storage import (
     RunVersion,
     TimerRow,
     Wake,
+    WorkerRow,
+    WorkflowTaskRow,
 )
 
 # --- poll -----------------------------------------------------------------------------------
@@ -80,6 +83,94 @@ def _task_dict(task: ActivityTaskRow, act: ActivityRow) -> dict[str, Any]:
         "heartbeat_details": act.heartbeat_details,
     }
     return {k: v for k, v in body.items() if v is not None}
+
+
+def lease_ops(
+    m: Mutation, task: ActivityTaskRow, act: ActivityRow, worker_id: str, now: float, lease: float
+) -> str:
+    """Add to ``m`` what leases ``task`` to ``worker_id`` (as a poll does); returns the attempt id."""
+    attempt_id = new_id()
+    policy = act.retry_policy
+    m.ops.append(
+        Patch(
+            ActivityTaskRow,
+            (task.task_id,),
+            {
+                "status": "leased",
+                "attempt_id": attempt_id,
+                "lease_owner": worker_id,
+                "lease_expires_at": now + lease,
+                "started_at": now,
+                "last_heartbeat_at": None,
+            },
+        )
+    )
+    m.ops.append(
+        Patch(
+            ActivityRow,
+            (act.activity_execution_id,),
+            {
+                "status": "started",
+                "attempt_number": task.attempt_number,
+                "current_task_id": task.task_id,
+            },
+        )
+    )
+    m.ops.append(Patch(RunRow, (task.run_id,), {"version": Inc(1)}))
+    if policy.get("schedule_to_start_timeout"):
+        cancel_timers(m, f"sts:{task.task_id}")
+    deadlines = [
+        ("activity_start_to_close", policy.get("start_to_close_timeout"), "stc"),
+        ("activity_heartbeat", policy.get("heartbeat_timeout"), "hb"),
+    ]
+    if not policy.get("start_to_close_timeout"):
+        deadlines.append(("activity_lease", lease, "lease"))
+    for kind, seconds, prefix in deadlines:
+        if seconds:
+            m.ops.append(
+                Put(
+                    TimerRow(
+                        timer_id=f"{prefix}:{task.task_id}",
+                        namespace=task.namespace,
+                        run_id=task.run_id,
+                        kind=kind,
+                        fire_at=now + seconds,
+                        status="pending",
+                        ref_id=task.task_id,
+                        data={"attempt_id": attempt_id},
+                    )
+                )
+            )
+            m.wakes.append(Wake(("timers",)))
+    payload = base_payload(act, task)
+    payload.update(activity_attempt_id=attempt_id, lease_expires_at=iso(now + lease), **act.parallel)
+    m.events.append(event(task.run_id, Event.ACTIVITY_STARTED, payload, now))
+    return attempt_id
+
+
+def lease_eagerly(core: Core, m: Mutation, worker: WorkerRow, slots: int, now: float) -> list[dict[str, Any]]:
+    """Lease to ``worker`` up to ``slots`` activity tasks that ``m`` schedules (eager tasks).
+
+    Returns the task dicts exactly as the worker's poll would answer them.
+    """
+    lease = core.settings.activity_lease_seconds
+    bodies: list[dict[str, Any]] = []
+    for task, act in scheduled_activities(m, worker, slots, now):
+        attempt_id = lease_ops(m, task, act, worker.worker_id, now, lease)
+        leased = dataclasses.replace(
+            task,
+            status="leased",
+            attempt_id=attempt_id,
+            lease_owner=worker.worker_id,
+            lease_expires_at=now + lease,
+            started_at=now,
+            last_heartbeat_at=None,
+        )
+        started = dataclasses.replace(
+            act, status="started", attempt_number=task.attempt_number, current_task_id=task.task_id
+        )
+        bodies.append(_task_dict(leased, started))
+    return bodies
 
 
 async def poll(
@@ -120,63 +211,8 @@ async def poll(
             leased_acts[task.task_id] = dataclasses.replace(
                 act, status="started", attempt_number=task.attempt_number, current_task_id=task.task_id
             )
-            attempt_id = new_id()
-            policy = act.retry_policy
             m = Mutation(preconditions=[ActivityTaskState(task.task_id, "ready")])
-            m.ops.append(
-                Patch(
-                    ActivityTaskRow,
-                    (task.task_id,),
-                    {
-                        "status": "leased",
-                        "attempt_id": attempt_id,
-                        "lease_owner": worker_id,
-                        "lease_expires_at": now + lease,
-                        "started_at": now,
-                        "last_heartbeat_at": None,
-                    },
-                )
-            )
-            m.ops.append(
-                Patch(
-                    ActivityRow,
-                    (act.activity_execution_id,),
-                    {
-                        "status": "started",
-                        "attempt_number": task.attempt_number,
-                        "current_task_id": task.task_id,
-                    },
-                )
-            )
-            m.ops.append(Patch(RunRow, (task.run_id,), {"version": Inc(1)}))
-            if policy.get("schedule_to_start_timeout"):
-                cancel_timers(m, f"sts:{task.task_id}")
-            deadlines = [
-                ("activity_start_to_close", policy.get("start_to_close_timeout"), "stc"),
-                ("activity_heartbeat", policy.get("heartbeat_timeout"), "hb"),
-            ]
-            if not policy.get("start_to_close_timeout"):
-                deadlines.append(("activity_lease", lease, "lease"))
-            for kind, seconds, prefix in deadlines:
-                if seconds:
-                    m.ops.append(
-                        Put(
-                            TimerRow(
-                                timer_id=f"{prefix}:{task.task_id}",
-                                namespace=task.namespace,
-                                run_id=task.run_id,
-                                kind=kind,
-                                fire_at=now + seconds,
-                                status="pending",
-                                ref_id=task.task_id,
-                                data={"attempt_id": attempt_id},
-                            )
-                        )
-                    )
-                    m.wakes.append(Wake(("timers",)))
-            payload = base_payload(act, task)
-            payload.update(activity_attempt_id=attempt_id, lease_expires_at=iso(now + lease), **act.parallel)
-            m.events.append(event(task.run_id, Event.ACTIVITY_STARTED, payload, now))
+            lease_ops(m, task, act, worker_id, now, lease)
             return m
 
         # A cheap read first: most polls find nothing, and a claim costs a slot in the writer.
@@ -342,7 +378,14 @@ def _attempt_closed(task: ActivityTaskRow) -> EngineError:
 
 
 async def complete(
-    core: Core, ns: str, task_id: str, *, attempt_id: str, lease_owner: str, result: Any
+    core: Core,
+    ns: str,
+    task_id: str,
+    *,
+    attempt_id: str,
+    lease_owner: str,
+    result: Any,
+    eager_workflow_task: bool = False,
 ) -> dict[str, Any]:
     """Record the attempt's result and wake the workflow (barrier permitting)."""
     try:
@@ -355,7 +398,7 @@ async def complete(
         task, act, run = await _guard(core, ns, task_id, attempt_id, lease_owner)
         replay = _replayed(task, "completed", fingerprint)
         if replay is not None:
-            return replay
+            return {**replay, "eager_workflow_task": None} if eager_workflow_task else replay
         if is_closed(run):
             raise _closed_run_refusal(task, act, run)
         if task.status != "leased":
@@ -383,7 +426,9 @@ async def complete(
             parallel=act.parallel,
             activity_id=act.activity_execution_id,
         )
-        return await _record_outcome(core, m, task, attempt_id, "completed", fingerprint, next_task)
+        leased = await _eager_workflow(core, ns, m, run, next_task, lease_owner, now, eager_workflow_task)
+        reply = await _record_outcome(core, m, task, attempt_id, "completed", fingerprint, next_task)
+        return {**reply, "eager_workflow_task": leased} if eager_workflow_task else reply
 
     known = await core.storage.get_activity_task(task_id) if isinstance(task_id, str) else None
     return await core.run_serial(known.run_id if known is not None else None, once)
@@ -421,7 +466,14 @@ def _failure_fields(failure: Any) -> dict[str, Any]:
 
 
 async def fail(
-    core: Core, ns: str, task_id: str, *, attempt_id: str, lease_owner: str, failure: Any
+    core: Core,
+    ns: str,
+    task_id: str,
+    *,
+    attempt_id: str,
+    lease_owner: str,
+    failure: Any,
+    eager_workflow_task: bool = False,
 ) -> dict[str, Any]:
     """Record the attempt's failure and apply the retry policy."""
     fields = _failure_fields(failure)
@@ -431,7 +483,7 @@ async def fail(
         task, act, run = await _guard(core, ns, task_id, attempt_id, lease_owner)
         replay = _replayed(task, "failed", fingerprint)
         if replay is not None:
-            return replay
+            return {**replay, "eager_workflow_task": None} if eager_workflow_task else replay
         if is_closed(run):
             raise _closed_run_refusal(task, act, run)
         if task.status != "leased":
@@ -445,7 +497,9 @@ async def fail(
         )
         cancel_timers(m, *attempt_timer_ids(task.task_id, act.retry_policy))
         next_task = await attempt_ended(core, run, act, task, m, now, fields, timeout_kind=None)
-        return await _record_outcome(core, m, task, attempt_id, "failed", fingerprint, next_task)
+        leased = await _eager_workflow(core, ns, m, run, next_task, lease_owner, now, eager_workflow_task)
+        reply = await _record_outcome(core, m, task, attempt_id, "failed", fingerprint, next_task)
+        return {**reply, "eager_workflow_task": leased} if eager_workflow_task else reply
 
     known = await core.storage.get_activity_task(task_id) if isinstance(task_id, str) else None
     return await core.run_serial(known.run_id if known is not None else None, once)
@@ -510,6 +564,25 @@ async def heartbeat(
         return reply
 
     return await core.retrying(once)
+
+
+async def _eager_workflow(
+    core: Core,
+    ns: str,
+    m: Mutation,
+    run: RunRow,
+    next_task: str | None,
+    lease_owner: str,
+    now: float,
+    wanted: bool,
+) -> WorkflowTaskRow | None:
+    """Lease the workflow task ``m`` creates to the reporting worker, when it asked and may."""
+    if not wanted or next_task is None:
+        return None
+    worker = await eligible_worker(core, ns, lease_owner)
+    if worker is None:
+        return None
+    return lease_workflow_task(core, m, run, next_task, worker, now)
 
 
 async def _record_outcome(

@@ -15,6 +15,7 @@ from durable_workflow_server.engine._core import Core
 from durable_workflow_server.engine._errors import EngineError
 from durable_workflow_server.engine._facade_base import storage_errors
 from durable_workflow_server.engine._facade_control import ControlPlane
+from durable_workflow_server.engine._facade_eager import EagerTasks
 from durable_workflow_server.engine._facade_messages import MessagesPlane
 from durable_workflow_server.engine._facade_search import SearchAttributesPlane
 from durable_workflow_server.engine._facade_worker import WorkerPlane
@@ -39,6 +40,12 @@ class Engine(WorkerPlane, ControlPlane, MessagesPlane, SearchAttributesPlane):
         )
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._eager = EagerTasks(self._core)
+
+    @property
+    def eager(self) -> EagerTasks:
+        """Eager tasks, our extension: reports that hand back the next task (see the docs)."""
+        return self._eager
 
     @property
     def storage(self) -> Storage:

@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any
 
 from durable_workflow.protocol import RunStatus
-from durable_workflow_server.engine import _commands, _messages
+from durable_workflow_server.engine import _activity_tasks, _commands, _messages
 from durable_workflow_server.engine._core import (
     RESUME_KEYS,
     Core,
@@ -25,6 +25,7 @@ from durable_workflow_server.engine._core import (
     run_closed_error,
     wire_event,
 )
+from durable_workflow_server.engine._eager import eligible_worker
 from durable_workflow_server.engine._errors import EngineError, invalid
 from durable_workflow_server.engine._limits import INT64_MAX
 from durable_workflow_server.engine._payloads import envelope
@@ -405,7 +406,14 @@ def _follow_up(
 
 
 async def complete(
-    core: Core, ns: str, task_id: str, *, lease_owner: str, attempt: int, commands: Any
+    core: Core,
+    ns: str,
+    task_id: str,
+    *,
+    lease_owner: str,
+    attempt: int,
+    commands: Any,
+    eager_activity_slots: int | None = None,
 ) -> dict[str, Any]:
     """Validate and apply the commands in one transaction (§4.5)."""
     fingerprint = digest(commands)
@@ -415,7 +423,7 @@ async def complete(
         if task is not None and task.namespace == ns:
             replay = _replayed(task, "completed", lease_owner, attempt, fingerprint)
             if replay is not None:
-                return replay
+                return replay if eager_activity_slots is None else {**replay, "eager_activity_tasks": []}
         task, run = await _guard(core, ns, task_id, lease_owner, attempt, task)
         plan = _commands.validate(commands, run)
         now = core.now()
@@ -461,10 +469,24 @@ async def complete(
             )
         )
         m.extend(after)
+        eager: list[dict[str, Any]] = []
+        closing = status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+        if eager_activity_slots and not closing:
+            worker = await eligible_worker(core, ns, lease_owner)
+            if worker is not None:
+                eager = _activity_tasks.lease_eagerly(core, m, worker, eager_activity_slots, now)
         await core.storage.apply(m)
-        return reply
+        return reply if eager_activity_slots is None else {**reply, "eager_activity_tasks": eager}
 
     return await core.retrying(once)
+
+
+async def eager_task_dict(core: Core, task: WorkflowTaskRow) -> dict[str, Any] | None:
+    """The poll's task dict for a workflow task leased eagerly (None if its run closed meanwhile)."""
+    run = await core.storage.get_run(task.run_id)
+    if run is None or is_closed(run):
+        return None
+    return await _task_dict(core, task, run, core.settings.history_page_size_default)
 
 
 async def fail(
