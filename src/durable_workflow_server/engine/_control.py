@@ -277,7 +277,7 @@ async def close_by_request(
     reason: str | None,
     request_id: str | None,
 ) -> dict[str, Any]:
-    """Cancel or terminate the current open run at once (control-plane §6.7)."""
+    """Terminate the current open run at once, or record a cooperative cancel request on it."""
     if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
         raise invalid({"reason": ["must be a string of at most 1000 characters"]})
     if request_id is not None and (not isinstance(request_id, str) or len(request_id) > 255):

@@ -148,7 +148,7 @@ class ControlPlane(FacadeBase):
         reason: str | None = None,
         request_id: str | None = None,
     ) -> dict[str, Any]:
-        """Cancel the current open run at once (CancelRequested, WorkflowCancelled).
+        """Ask the current open run to cancel (CancelRequested); its code may clean up first.
 
         Args:
             ns: the lower-cased namespace (the API checked that it exists).
@@ -158,7 +158,7 @@ class ControlPlane(FacadeBase):
             request_id: recorded.
 
         Returns:
-            The receipt, ``outcome: "cancelled"``.
+            The receipt, ``outcome: "cancel_requested"`` (``duplicate: true`` when repeated).
 
         Raises:
             EngineError: see docs/server-internals.md for kinds and reasons.
