@@ -97,7 +97,22 @@ async def _one(client: Client, queue: str, value: int) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-async def _run(urls: list[str], count: int, concurrency: int, sequential: int) -> None:
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes (Linux ``/proc``), else 0."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def _run(
+    urls: list[str], count: int, concurrency: int, sequential: int, server_pids: list[int]
+) -> None:
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     async with contextlib.AsyncExitStack() as stack:
         clients = [await stack.enter_async_context(Client(url)) for url in urls]
@@ -121,12 +136,20 @@ async def _run(urls: list[str], count: int, concurrency: int, sequential: int) -
                 async with gate:
                     return await _one(clients[i % len(clients)], queue, i)
 
+            server_cpu = _cpu_seconds(server_pids)
+            own_cpu = _cpu_seconds([os.getpid()])
             started = time.perf_counter()
             latencies = await asyncio.gather(*(bounded(i) for i in range(count)))
             elapsed = time.perf_counter() - started
+            server_cpu = _cpu_seconds(server_pids) - server_cpu
+            own_cpu = _cpu_seconds([os.getpid()]) - own_cpu
             print(f"concurrent: {count} workflows, concurrency {concurrency}, {len(clients)} node(s): "
                   f"{count / elapsed:,.0f} workflows/s ({elapsed:.2f} s); start-to-result "
                   f"p50 {_pct(latencies, 0.5):.1f} ms, p99 {_pct(latencies, 0.99):.1f} ms")
+            if own_cpu > 0:
+                where = f"server(s) {1000 * server_cpu / count:.2f} ms, " if server_pids else ""
+                print(f"CPU per workflow: {where}client and worker {1000 * own_cpu / count:.2f} ms "
+                      "(user + system; a steadier figure than workflows/s on a busy machine)")
 
             if sequential > 0:
                 one_by_one = [await _one(client, queue, i) for i in range(sequential)]
@@ -169,7 +192,8 @@ def main() -> None:
             where = "external" if args.url else _shown_db(args.db) if args.db else "temp SQLite file"
             print(f"server {', '.join(urls)} ({where}), "
                   f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, client loop {args.loop}")
-            _run_loop(args.loop, _run(urls, args.count, args.concurrency, args.sequential))
+            pids = [proc.pid for proc in procs]
+            _run_loop(args.loop, _run(urls, args.count, args.concurrency, args.sequential, pids))
         finally:
             for proc in procs:
                 proc.terminate()
