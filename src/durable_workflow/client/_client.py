@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from durable_workflow import serializer
 from durable_workflow.client import _search
+from durable_workflow.client._eager import EagerStarts
 from durable_workflow.client._export import export_document, write_export
 from durable_workflow.client._handle import WorkflowHandle
 from durable_workflow.client._http import HttpApi
@@ -90,6 +91,7 @@ class Client:
         transport: Transport | None = None,
     ) -> None:
         self._url = _validate_url(url)
+        self._eager_starts = EagerStarts()
         self._api = HttpApi(
             transport if transport is not None else AiohttpTransport(self._url),
             token=token,
@@ -112,6 +114,11 @@ class Client:
     def api(self) -> HttpApi:
         """The JSON layer (headers, retries, error mapping); the worker shares it."""
         return self._api
+
+    @property
+    def eager_starts(self) -> EagerStarts:
+        """Workers running on this client that take a new run's first task from its start."""
+        return self._eager_starts
 
     async def __aenter__(self) -> Client:
         return self
@@ -196,7 +203,17 @@ class Client:
             "duplicate_policy": duplicate_policy,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
-        answer = await self._api.exchange("POST", "/workflows", json=body)
+        eager = await self._eager_starts.reserve(task_queue, type_name)
+        if eager is not None:
+            body["eager_worker_id"] = eager.worker_id  # our extension: the first task comes back
+        try:
+            answer = await self._api.exchange("POST", "/workflows", json=body)
+        except BaseException:
+            if eager is not None:
+                eager.take_eager(None, 1)
+            raise
+        if eager is not None:
+            eager.take_eager([answer.body.get("eager_workflow_task")] if answer.ok else None, 1)
         if answer.ok:
             run_id = answer.body.get("run_id")
             return WorkflowHandle(self._api, workflow_id, run_id if isinstance(run_id, str) else None)

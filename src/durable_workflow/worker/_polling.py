@@ -109,6 +109,8 @@ class TaskPoller(abc.ABC):
         self._stopping = False
         #: The other task kind's poller, for eager tasks handed over in a report's reply.
         self.eager_peer: TaskPoller | None = None
+        #: Type names this poller's tasks may have (for eager workflow starts; empty: none).
+        self.accepted_types: frozenset[str] = frozenset()
         # With a zero timeout every empty answer is "early": probing must still not spin.
         self._early_threshold = (
             min(1.0, poll_timeout_seconds / 2) if poll_timeout_seconds > 0 else float("inf")
@@ -175,6 +177,10 @@ class TaskPoller(abc.ABC):
             await asyncio.gather(*pending, return_exceptions=True)
 
     # --- eager tasks (our extension, see docs/protocol-decisions.md) ---------------------------
+
+    def runs(self, task_queue: str, type_name: str) -> bool:
+        """Whether this poller takes ``type_name`` tasks from ``task_queue`` now."""
+        return not self._stopping and task_queue == self.task_queue and type_name in self.accepted_types
 
     async def reserve_slots(self, wanted: int) -> int:
         """Take up to ``wanted`` free slots without waiting; they carry eager tasks."""

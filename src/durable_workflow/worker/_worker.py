@@ -157,7 +157,6 @@ class Worker:
         try:
             if not await self._registration.register_until_done(self._stop):
                 return
-            self._registered.set()
             logger.info(
                 "worker %s polling queue %r (%d workflow types, %d activity types)",
                 self._worker_id,
@@ -165,12 +164,16 @@ class Worker:
                 len(self._workflows),
                 len(self._activities),
             )
-            heartbeat = asyncio.create_task(
-                self._registration.heartbeat_forever(), name="dw-worker-heartbeat"
-            )
             self._pollers = self._make_pollers()
             for poller in self._pollers:
                 poller.start()
+                if isinstance(poller, WorkflowTaskPoller):  # eager starts from this client
+                    poller.accepted_types = frozenset(self._workflows)
+                    self._client.eager_starts.add(poller)
+            self._registered.set()  # registered and polling: `async with worker` returns now
+            heartbeat = asyncio.create_task(
+                self._registration.heartbeat_forever(), name="dw-worker-heartbeat"
+            )
             await self._stop.wait()
             await self._drain(self._grace)
         finally:
@@ -300,6 +303,8 @@ class Worker:
         return slots
 
     async def _drain(self, grace_seconds: float) -> None:
+        for poller in self._pollers:
+            self._client.eager_starts.remove(poller)
         await asyncio.gather(*(p.stop_polling() for p in self._pollers))
         await asyncio.gather(*(p.drain(grace_seconds) for p in self._pollers))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from durable_workflow_server.api._auth import CONTROL_ROLES
+from durable_workflow_server.api._auth import CONTROL_ROLES, WORKER
 from durable_workflow_server.api._checks import route, unless_client_leaves
 from durable_workflow_server.api._context import Api, Call, Plane, Reply, RouteSpec
 from durable_workflow_server.api._validate import MAX_DURATION_SECONDS, Fields
@@ -31,7 +31,11 @@ def _query(call: Call) -> dict[str, Any]:
 
 
 async def start(call: Call) -> Reply:
-    """``POST /api/workflows``: 201 ``started_new``, or 200 ``returned_existing_active``."""
+    """``POST /api/workflows``: 201 ``started_new``, or 200 ``returned_existing_active``.
+
+    ``eager_worker_id`` (our extension) asks for the run's first workflow task leased to that
+    worker in the start's own write, returned as ``eager_workflow_task`` (or null).
+    """
     body = call.body_object()
     fields = Fields(body)
     fields.string("workflow_type", required=True)
@@ -43,9 +47,13 @@ async def start(call: Call) -> Reply:
     fields.mapping("search_attributes")
     fields.integer("execution_timeout_seconds", maximum=MAX_DURATION_SECONDS)
     fields.integer("run_timeout_seconds", maximum=MAX_DURATION_SECONDS)
+    eager_worker = fields.string("eager_worker_id")  # our extension ("Eager tasks")
     if "input" in body and body["input"] is not None and not isinstance(body["input"], list | dict):
         fields.fail("input", "The input field must be an array of arguments or a payload envelope.")
     fields.done()
+    if eager_worker is not None and call.principal is not None and WORKER not in call.principal.roles:
+        # Only a caller that may use the worker plane may take a workflow task: start normally.
+        body = {**body, "eager_worker_id": None}
     result = await call.engine.start_workflow(call.namespace, body)
     return (201 if result.get("outcome") == "started_new" else 200), result
 

@@ -20,12 +20,14 @@ from durable_workflow_server.engine._core import (
     new_workflow_task,
     resume_info,
 )
+from durable_workflow_server.engine._eager import eligible_worker, lease_workflow_task
 from durable_workflow_server.engine._errors import EngineError, invalid
 from durable_workflow_server.engine._ids import new_id
 from durable_workflow_server.engine._limits import MAX_DURATION_SECONDS
 from durable_workflow_server.engine._payloads import PayloadInvalid, start_input
 from durable_workflow_server.engine._search_index import index_search_attributes
 from durable_workflow_server.engine._time import iso
+from durable_workflow_server.engine._workflow_tasks import eager_task_dict
 from durable_workflow_server.storage import (
     Insert,
     Mutation,
@@ -35,6 +37,7 @@ from durable_workflow_server.storage import (
     Wake,
     WorkflowCurrentRun,
     WorkflowRow,
+    WorkflowTaskRow,
 )
 
 _WORKFLOW_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -113,6 +116,9 @@ def _validate_start(body: dict[str, Any]) -> dict[str, Any]:
         errors["id_reuse_policy"] = ["must be 'reject' or 'allow_duplicate'"]
     exec_timeout = _timeout(body, "execution_timeout_seconds", errors)
     run_timeout = _timeout(body, "run_timeout_seconds", errors)
+    eager_worker = body.get("eager_worker_id")
+    if eager_worker is not None and (not isinstance(eager_worker, str) or len(eager_worker) > 255):
+        errors["eager_worker_id"] = ["must be a string of at most 255 characters"]
     build = body.get("build_id") or body.get("compatibility")
     if build is not None and not isinstance(build, str):
         errors["build_id"] = ["must be a string"]
@@ -131,6 +137,8 @@ def _validate_start(body: dict[str, Any]) -> dict[str, Any]:
         "execution_timeout_seconds": exec_timeout,
         "run_timeout_seconds": run_timeout,
         "compatibility": build,
+        "eager": "eager_worker_id" in body,
+        "eager_worker_id": eager_worker,
     }
 
 
@@ -148,136 +156,156 @@ def _start_reply(run: RunRow, outcome: str) -> dict[str, Any]:
 
 
 async def start_workflow(core: Core, ns: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Start a run (or return the open one for ``use-existing``)."""
-    req = _validate_start(body)
+    """Start a run (or return the open one for ``use-existing``).
 
-    async def once() -> dict[str, Any]:
-        now = core.now()
-        wf = await core.storage.get_workflow(req["workflow_id"])
-        m = Mutation()
-        run_number = 1
-        if wf is not None:
-            if wf.namespace != ns:
-                raise EngineError(
-                    "conflict",
-                    "workflow_id_reserved_in_namespace",
-                    "The workflow id is reserved in another namespace.",
-                    workflow_id=req["workflow_id"],
+    With ``eager_worker_id`` (our extension, docs/protocol-decisions.md "Eager tasks") the
+    reply also carries ``eager_workflow_task``: the new run's first workflow task leased to that
+    worker in the start's own write, as its poll would lease it, or None when the worker may
+    not take it (unknown, stale, other queue or types) or no new run started.
+    """
+    req = _validate_start(body)
+    reply = await core.retrying(lambda: _start_once(core, ns, req))
+    if not req["eager"]:
+        return reply
+    leased = reply.pop("_eager_task", None)
+    reply["eager_workflow_task"] = (
+        await eager_task_dict(core, leased) if isinstance(leased, WorkflowTaskRow) else None
+    )
+    return reply
+
+
+async def _start_once(core: Core, ns: str, req: dict[str, Any]) -> dict[str, Any]:
+    now = core.now()
+    wf = await core.storage.get_workflow(req["workflow_id"])
+    m = Mutation()
+    run_number = 1
+    if wf is not None:
+        if wf.namespace != ns:
+            raise EngineError(
+                "conflict",
+                "workflow_id_reserved_in_namespace",
+                "The workflow id is reserved in another namespace.",
+                workflow_id=req["workflow_id"],
+            )
+        if wf.workflow_type != req["workflow_type"]:
+            raise invalid(
+                {"workflow_type": [f"the workflow id is already used by type {wf.workflow_type!r}"]}
+            )
+        current = await core.storage.get_run(wf.current_run_id)
+        assert current is not None
+        if not is_closed(current):
+            if req["duplicate_policy"] == "use-existing":
+                return _start_reply(current, "returned_existing_active")
+            raise EngineError(
+                "conflict",
+                "instance_already_started",
+                "The workflow id already has an open run.",
+                outcome="rejected_duplicate",
+                workflow_id=wf.workflow_id,
+                run_id=current.run_id,
+            )
+        if req["id_reuse_policy"] != "allow_duplicate":
+            raise EngineError(
+                "conflict",
+                "instance_already_started",
+                "The workflow id was already used; pass id_reuse_policy 'allow_duplicate' "
+                "to start a new run.",
+                outcome="rejected_duplicate",
+                workflow_id=wf.workflow_id,
+                run_id=current.run_id,
+            )
+        run_number = wf.run_count + 1
+        m.preconditions.append(WorkflowCurrentRun(wf.workflow_id, current.run_id))
+    run = RunRow(
+        run_id=new_id(),
+        namespace=ns,
+        workflow_id=req["workflow_id"],
+        run_number=run_number,
+        workflow_type=req["workflow_type"],
+        task_queue=req["task_queue"],
+        status=RunStatus.PENDING,
+        started_at=now,
+        input=req["input"],
+        business_key=req["business_key"],
+        memo=req["memo"],
+        search_attributes=req["search_attributes"],
+        compatibility=req["compatibility"],
+        execution_timeout_seconds=req["execution_timeout_seconds"],
+        run_timeout_seconds=req["run_timeout_seconds"],
+        last_progress_at=now,
+    )
+    if run.execution_timeout_seconds:
+        run.execution_deadline_at = now + run.execution_timeout_seconds
+    if run.run_timeout_seconds:
+        run.run_deadline_at = now + run.run_timeout_seconds
+    if wf is None:
+        m.ops.append(
+            Insert(
+                WorkflowRow(
+                    workflow_id=run.workflow_id,
+                    namespace=ns,
+                    workflow_type=run.workflow_type,
+                    current_run_id=run.run_id,
+                    run_count=1,
+                    created_at=now,
                 )
-            if wf.workflow_type != req["workflow_type"]:
-                raise invalid(
-                    {"workflow_type": [f"the workflow id is already used by type {wf.workflow_type!r}"]}
-                )
-            current = await core.storage.get_run(wf.current_run_id)
-            assert current is not None
-            if not is_closed(current):
-                if req["duplicate_policy"] == "use-existing":
-                    return _start_reply(current, "returned_existing_active")
-                raise EngineError(
-                    "conflict",
-                    "instance_already_started",
-                    "The workflow id already has an open run.",
-                    outcome="rejected_duplicate",
-                    workflow_id=wf.workflow_id,
-                    run_id=current.run_id,
-                )
-            if req["id_reuse_policy"] != "allow_duplicate":
-                raise EngineError(
-                    "conflict",
-                    "instance_already_started",
-                    "The workflow id was already used; pass id_reuse_policy 'allow_duplicate' "
-                    "to start a new run.",
-                    outcome="rejected_duplicate",
-                    workflow_id=wf.workflow_id,
-                    run_id=current.run_id,
-                )
-            run_number = wf.run_count + 1
-            m.preconditions.append(WorkflowCurrentRun(wf.workflow_id, current.run_id))
-        run = RunRow(
-            run_id=new_id(),
-            namespace=ns,
-            workflow_id=req["workflow_id"],
-            run_number=run_number,
-            workflow_type=req["workflow_type"],
-            task_queue=req["task_queue"],
-            status=RunStatus.PENDING,
-            started_at=now,
-            input=req["input"],
-            business_key=req["business_key"],
-            memo=req["memo"],
-            search_attributes=req["search_attributes"],
-            compatibility=req["compatibility"],
-            execution_timeout_seconds=req["execution_timeout_seconds"],
-            run_timeout_seconds=req["run_timeout_seconds"],
-            last_progress_at=now,
+            )
         )
-        if run.execution_timeout_seconds:
-            run.execution_deadline_at = now + run.execution_timeout_seconds
-        if run.run_timeout_seconds:
-            run.run_deadline_at = now + run.run_timeout_seconds
-        if wf is None:
+    else:
+        m.ops.append(
+            Patch(WorkflowRow, (wf.workflow_id,), {"current_run_id": run.run_id, "run_count": run_number})
+        )
+    m.ops.append(Insert(run))
+    index_search_attributes(run, run.search_attributes, m, fresh=True)
+    for kind, deadline in (
+        ("run_deadline", run.run_deadline_at),
+        ("execution_deadline", run.execution_deadline_at),
+    ):
+        if deadline is not None:
             m.ops.append(
                 Insert(
-                    WorkflowRow(
-                        workflow_id=run.workflow_id,
+                    TimerRow(
+                        timer_id=f"{kind}:{run.run_id}",
                         namespace=ns,
-                        workflow_type=run.workflow_type,
-                        current_run_id=run.run_id,
-                        run_count=1,
-                        created_at=now,
+                        run_id=run.run_id,
+                        kind=kind,
+                        fire_at=deadline,
+                        status="pending",
                     )
                 )
             )
-        else:
-            m.ops.append(
-                Patch(WorkflowRow, (wf.workflow_id,), {"current_run_id": run.run_id, "run_count": run_number})
-            )
-        m.ops.append(Insert(run))
-        index_search_attributes(run, run.search_attributes, m, fresh=True)
-        for kind, deadline in (
-            ("run_deadline", run.run_deadline_at),
-            ("execution_deadline", run.execution_deadline_at),
-        ):
-            if deadline is not None:
-                m.ops.append(
-                    Insert(
-                        TimerRow(
-                            timer_id=f"{kind}:{run.run_id}",
-                            namespace=ns,
-                            run_id=run.run_id,
-                            kind=kind,
-                            fire_at=deadline,
-                            status="pending",
-                        )
-                    )
-                )
-                m.wakes.append(Wake(("timers",)))
-        task = new_workflow_task(run, now, resume_info())
-        m.ops.append(Insert(task))
-        m.events.append(
-            event(
-                run.run_id,
-                Event.WORKFLOW_STARTED,
-                {
-                    "workflow_type": run.workflow_type,
-                    "workflow_instance_id": run.workflow_id,
-                    "workflow_run_id": run.run_id,
-                    "arguments": run.input,
-                    "payload_codec": "avro",
-                    "business_key": run.business_key,
-                    "task_queue": run.task_queue,
-                    "run_number": run.run_number,
-                    "execution_timeout_seconds": run.execution_timeout_seconds,
-                    "run_timeout_seconds": run.run_timeout_seconds,
-                    "execution_deadline_at": iso(run.execution_deadline_at),
-                    "run_deadline_at": iso(run.run_deadline_at),
-                    "timestamp": iso(now),
-                },
-                now,
-            )
+            m.wakes.append(Wake(("timers",)))
+    task = new_workflow_task(run, now, resume_info())
+    m.ops.append(Insert(task))
+    worker = await eligible_worker(core, ns, req["eager_worker_id"])
+    m.events.append(
+        event(
+            run.run_id,
+            Event.WORKFLOW_STARTED,
+            {
+                "workflow_type": run.workflow_type,
+                "workflow_instance_id": run.workflow_id,
+                "workflow_run_id": run.run_id,
+                "arguments": run.input,
+                "payload_codec": "avro",
+                "business_key": run.business_key,
+                "task_queue": run.task_queue,
+                "run_number": run.run_number,
+                "execution_timeout_seconds": run.execution_timeout_seconds,
+                "run_timeout_seconds": run.run_timeout_seconds,
+                "execution_deadline_at": iso(run.execution_deadline_at),
+                "run_deadline_at": iso(run.run_deadline_at),
+                "timestamp": iso(now),
+            },
+            now,
         )
+    )
+    leased = None if worker is None else lease_workflow_task(core, m, run, task.task_id, worker, now)
+    if leased is None:
         m.wakes.append(Wake(("workflow_task", ns, run.task_queue), run.workflow_type))
-        await core.storage.apply(m)
-        return _start_reply(run, "started_new")
-
-    return await core.retrying(once)
+    await core.storage.apply(m)
+    reply = _start_reply(run, "started_new")
+    if leased is not None:
+        reply["status"] = RunStatus.RUNNING.value
+        reply["_eager_task"] = leased
+    return reply
