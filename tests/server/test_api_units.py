@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+
+import orjson
 import pytest
 
 from durable_workflow_server.api import ApiError
-from durable_workflow_server.api._json import choose_encoding
+from durable_workflow_server.api._json import choose_encoding, encode_headers, json_response
 from durable_workflow_server.api._manifest import auth_composition_contract, server_capabilities
 from durable_workflow_server.api._render import control_plane_block
 from durable_workflow_server.api._validate import Fields
@@ -142,3 +145,23 @@ def test_poll_capacity_refusal_has_the_protocol_429_shape() -> None:
     assert 1 <= error.extra["retry_after_seconds"] <= 60
     api.release_poll_slot()
     api.claim_poll_slot("activity_task", "orders")
+
+
+def test_json_response_headers_are_complete_and_compression_is_negotiated() -> None:
+    small = json_response({"a": 1}, 201, None, encode_headers({"X-Extra": "yes"}))
+    assert small.status_code == 201
+    assert small.body == b'{"a":1}'
+    assert small.raw_headers == [
+        (b"vary", b"Accept-Encoding"),
+        (b"x-extra", b"yes"),
+        (b"content-length", b"7"),
+        (b"content-type", b"application/json"),
+    ]
+    assert small.headers["content-type"] == "application/json"  # Starlette's view still works
+
+    big_body = {"text": "x" * 4000}
+    big = json_response(big_body, 200, b"gzip")
+    assert dict(big.raw_headers)[b"content-encoding"] == b"gzip"
+    assert dict(big.raw_headers)[b"content-length"] == str(len(big.body)).encode()
+    assert orjson.loads(gzip.decompress(big.body)) == big_body
+    assert b"content-encoding" not in dict(json_response(big_body, 200, b"identity").raw_headers)

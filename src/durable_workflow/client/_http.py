@@ -19,6 +19,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -95,7 +96,10 @@ class HttpApi:
         base = {"Accept": "application/json", "User-Agent": _USER_AGENT, NAMESPACE_HEADER: namespace}
         if token:
             base["Authorization"] = f"Bearer {token}"
-        self._base_headers = base
+        # The three header sets a route can need, built once; read-only, as they are shared.
+        self._worker_headers = MappingProxyType({**base, PROTOCOL_HEADER: WORKER_PROTOCOL_VERSION})
+        self._control_headers = MappingProxyType({**base, CONTROL_PLANE_HEADER: CONTROL_PLANE_VERSION})
+        self._plain_headers = MappingProxyType(base)
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1 for the first retry).
@@ -110,12 +114,14 @@ class HttpApi:
 
     def headers_for(self, path: str) -> dict[str, str]:
         """The headers a request to ``path`` (below ``/api``) carries."""
-        headers = dict(self._base_headers)
+        return dict(self._shared_headers(path))
+
+    def _shared_headers(self, path: str) -> Mapping[str, str]:
         if path.startswith("/worker/"):
-            headers[PROTOCOL_HEADER] = WORKER_PROTOCOL_VERSION
-        elif path not in _UNVERSIONED:
-            headers[CONTROL_PLANE_HEADER] = CONTROL_PLANE_VERSION
-        return headers
+            return self._worker_headers
+        if path in _UNVERSIONED:
+            return self._plain_headers
+        return self._control_headers
 
     async def exchange(
         self,
@@ -145,10 +151,10 @@ class HttpApi:
         Raises:
             errors.TransportError: no answer after the last attempt.
         """
-        send_headers = self.headers_for(path)
+        send_headers = self._shared_headers(path)
         if headers:
-            send_headers.update(headers)
-        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+            send_headers = {**send_headers, **headers}
+        query = {k: _param(v) for k, v in params.items() if v is not None} if params else None
         max_attempts = max(1, int(self.retry_policy.max_attempts)) if idempotent else 1
         attempt = 0
         while True:

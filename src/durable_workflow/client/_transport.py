@@ -33,6 +33,10 @@ __all__ = [
 ]
 
 
+#: Entries kept in each per-transport cache (timeouts, header sets); a few are in use at once.
+_CACHE_MAX = 64
+
+
 class NetworkError(TransportError):
     """The connection was refused, reset or dropped before a full answer arrived."""
 
@@ -51,7 +55,7 @@ class Response:
         json: a value to encode as the body instead of ``body`` (handy in mock handlers).
     """
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("_headers", "_raw_headers", "body", "status")
 
     def __init__(
         self,
@@ -62,11 +66,21 @@ class Response:
         json: Any = None,
     ) -> None:
         self.status = status
-        self.headers: dict[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
+        self._raw_headers: Mapping[str, str] | None = headers
+        self._headers: dict[str, str] | None = None
         if json is not None:
             body = orjson.dumps(json)
             self.headers.setdefault("content-type", "application/json")
         self.body = body
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers, names lower-cased (built on first use: most callers never look)."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = {k.lower(): v for k, v in (self._raw_headers or {}).items()}
+            self._raw_headers = None
+        return headers
 
     def json(self) -> Any:
         """Decode the body as JSON.
@@ -148,10 +162,16 @@ class AiohttpTransport(Transport):
         self._keepalive_seconds = keepalive_seconds
         # Imported here so that ``import durable_workflow`` and offline tools stay cheap.
         import aiohttp
+        from multidict import CIMultiDict
 
         self._aiohttp = aiohttp
+        self._multidict = CIMultiDict
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        # Per-request objects that are the same for most requests, built once: the timeout of
+        # each distinct duration and aiohttp's header multidict of each distinct header set.
+        self._timeouts: dict[float, Any] = {}
+        self._header_sets: dict[tuple[tuple[tuple[str, str], ...], bool], Any] = {}
 
     def _get_session(self) -> Any:
         # The session binds to the running loop, so it is created on first use rather than in
@@ -169,7 +189,7 @@ class AiohttpTransport(Transport):
                 connector=connector,
                 # The API uses bearer tokens, never cookies; a dummy jar avoids per-response
                 # cookie parsing and storage.
-                cookie_jar=aiohttp.DummyCookieJar(),
+                cookie_jar=_no_cookie_jar(aiohttp),
                 auto_decompress=True,
             )
         return self._session
@@ -186,28 +206,24 @@ class AiohttpTransport(Transport):
     ) -> Response:
         session = self._get_session()
         aiohttp = self._aiohttp
-        send_headers = dict(headers or {})
-        # aiohttp would ask for gzip by default: on the loopback or a LAN the server's compress
-        # and our decompress cost more CPU than the bytes saved (bodies are a few KiB at most).
-        send_headers.setdefault("Accept-Encoding", "identity")
-        data: bytes | None = None
-        if json is not None:
-            data = orjson.dumps(json)
-            send_headers.setdefault("Content-Type", "application/json")
-        client_timeout = aiohttp.ClientTimeout(
-            total=timeout if timeout is not None else self._default_timeout
-        )
+        data: bytes | None = None if json is None else orjson.dumps(json)
+        total = timeout if timeout is not None else self._default_timeout
+        client_timeout = self._timeouts.get(total)
+        if client_timeout is None:
+            client_timeout = aiohttp.ClientTimeout(total=total)
+            if len(self._timeouts) < _CACHE_MAX:
+                self._timeouts[total] = client_timeout
         try:
             async with session.request(
                 method,
                 self._base_url + path,
                 data=data,
                 params=dict(params) if params else None,
-                headers=send_headers,
+                headers=self._headers_for(headers, data is not None),
                 timeout=client_timeout,
             ) as reply:
                 body = await reply.read()
-                return Response(reply.status, headers=dict(reply.headers.items()), body=body)
+                return Response(reply.status, headers=reply.headers, body=body)
         except TimeoutError as exc:  # aiohttp's ServerTimeoutError is also a TimeoutError
             raise RequestTimeout(f"{method} {path}: no answer within {client_timeout.total} s") from exc
         except aiohttp.ClientError as exc:
@@ -215,11 +231,50 @@ class AiohttpTransport(Transport):
         except OSError as exc:
             raise NetworkError(f"{method} {path}: {exc}") from exc
 
+    def _headers_for(self, headers: Mapping[str, str] | None, has_body: bool) -> Any:
+        """aiohttp's header multidict for ``headers`` plus our defaults, built once per content.
+
+        The JSON layer sends the same few header sets again and again; aiohttp copies what it
+        is given, so one multidict can serve every request with the same headers.
+        """
+        key = (tuple(headers.items()) if headers else (), has_body)
+        cached = self._header_sets.get(key)
+        if cached is not None:
+            return cached
+        multidict = self._multidict(key[0])
+        # aiohttp would ask for gzip by default: on the loopback or a LAN the server's compress
+        # and our decompress cost more CPU than the bytes saved (bodies are a few KiB at most).
+        if "Accept-Encoding" not in multidict:
+            multidict["Accept-Encoding"] = "identity"
+        if has_body and "Content-Type" not in multidict:
+            multidict["Content-Type"] = "application/json"
+        if len(self._header_sets) < _CACHE_MAX:
+            self._header_sets[key] = multidict
+        return multidict
+
     async def close(self) -> None:
         self._closed = True
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _no_cookie_jar(aiohttp: Any) -> Any:
+    """aiohttp's ``DummyCookieJar``, minus the empty ``SimpleCookie`` it builds per request.
+
+    aiohttp only reads what ``filter_cookies`` returns (it would add to it only for a
+    request given ``cookies=``, which this transport never passes), so one empty instance
+    serves every request.
+    """
+    from http.cookies import SimpleCookie
+
+    empty: SimpleCookie = SimpleCookie()
+
+    class NoCookieJar(aiohttp.DummyCookieJar):  # type: ignore[misc]
+        def filter_cookies(self, request_url: Any) -> SimpleCookie:
+            return empty
+
+    return NoCookieJar()
 
 
 @dataclass(frozen=True)

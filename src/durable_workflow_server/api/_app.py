@@ -8,9 +8,8 @@ checks run inside each endpoint (see ``_checks``), and compression happens at re
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -34,7 +33,7 @@ from durable_workflow_server.api._context import Api
 from durable_workflow_server.api._errors import ApiError
 from durable_workflow_server.api._manifest import DEFAULT_WORKFLOW_TASK_COMMANDS
 from durable_workflow_server.api._render import render_error, unmatched_spec
-from durable_workflow_server.api._router import IndexedRouter
+from durable_workflow_server.api._router import Endpoint, IndexedRouter
 from durable_workflow_server.config import Settings
 from durable_workflow_server.engine import Engine
 
@@ -53,41 +52,46 @@ def api_routes(api: Api) -> list[Route]:
     Returns:
         The route table.
     """
-    return _one_route_per_path(
-        [
-            *_workflow_tasks.routes(api),
-            *_activity_tasks.routes(api),
-            *_workflows.routes(api),
-            *_message_routes.routes(api),
-            *_query_tasks.routes(api),
-            *_search_attributes.routes(api),
-            *_history_export.routes(api),
-            *_workers.routes(api),
-            *_cluster.routes(api),
-        ]
-    )
+    return _one_route_per_path(_resource_routes(api))
+
+
+def _resource_routes(api: Api) -> list[Route]:
+    return [
+        *_workflow_tasks.routes(api),
+        *_activity_tasks.routes(api),
+        *_workflows.routes(api),
+        *_message_routes.routes(api),
+        *_query_tasks.routes(api),
+        *_search_attributes.routes(api),
+        *_history_export.routes(api),
+        *_workers.routes(api),
+        *_cluster.routes(api),
+    ]
 
 
 def _one_route_per_path(routes: list[Route]) -> list[Route]:
     """Merge routes that share a path, so a wrong verb's 405 lists every allowed method."""
-    by_path: dict[str, list[Route]] = {}
-    for one in routes:
-        by_path.setdefault(one.path, []).append(one)
     merged: list[Route] = []
-    for path, group in by_path.items():
+    for path, table in _endpoints_by_path(routes).items():
+        group = [one for one in routes if one.path == path]
         if len(group) == 1:
             merged.append(group[0])
             continue
-        table: dict[str, Callable[[Request], Awaitable[Response]]] = {
-            method: one.endpoint for one in group for method in one.methods or ()
-        }
 
-        async def dispatch(request: Request, table: dict[str, Any] = table) -> Response:
-            response: Response = await table[request.method](request)
-            return response
+        async def dispatch(request: Request, table: dict[str, Endpoint] = table) -> Response:
+            return await table[request.method](request)
 
         merged.append(Route(path, dispatch, methods=list(table)))
     return merged
+
+
+def _endpoints_by_path(routes: list[Route]) -> dict[str, dict[str, Endpoint]]:
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for one in routes:
+        table = by_path.setdefault(one.path, {})
+        for method in one.methods or ():
+            table[method] = one.endpoint
+    return by_path
 
 
 class _LeanStarlette(Starlette):
@@ -102,10 +106,10 @@ class _LeanStarlette(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and isinstance(self.router, IndexedRouter):
-            scope["app"] = self
-            found = self.router.lookup(scope)
-            if found is not None:
-                response: Response = await found.endpoint(Request(scope, receive, send))
+            endpoint = self.router.lookup(scope)
+            if endpoint is not None:
+                scope["app"] = self
+                response = await endpoint(Request(scope, receive, send))
                 await response(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
@@ -156,6 +160,12 @@ def build_api(
 
     app = _LeanStarlette(exception_handlers={HTTPException: http_error, Exception: crash})
     # A trailing slash is a different (unknown) route, not a redirect the clients would not follow.
-    app.router = IndexedRouter(list(api_routes(api)), lifespan=lifespan, redirect_slashes=False)
+    routes = _resource_routes(api)
+    app.router = IndexedRouter(
+        list(_one_route_per_path(routes)),
+        endpoints=_endpoints_by_path(routes),
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
     app.state.api = api
     return app

@@ -36,7 +36,7 @@ from durable_workflow.protocol import (
     WORKER_PROTOCOL_VERSION,
     is_supported_worker_protocol,
 )
-from durable_workflow_server.api._auth import Principal
+from durable_workflow_server.api._auth import ANONYMOUS, Principal
 from durable_workflow_server.api._context import (
     DEFAULT_NAMESPACE,
     Api,
@@ -59,6 +59,10 @@ _ACCEPTED_CONTENT_TYPES = ["application/json", "application/*+json"]
 _PROTOCOL_KEY = PROTOCOL_HEADER.lower().encode()
 _CONTROL_PLANE_KEY = CONTROL_PLANE_HEADER.lower().encode()
 _NAMESPACE_KEY = NAMESPACE_HEADER.lower().encode()
+#: Worker protocol header values every client sends, accepted without parsing them again.
+_ACCEPTED_PROTOCOLS = frozenset(
+    value.encode() for value in (WORKER_PROTOCOL_VERSION, "1.19") if is_supported_worker_protocol(value)
+)
 
 
 T = TypeVar("T")
@@ -161,7 +165,8 @@ async def _admit(api: Api, spec: RouteSpec, request: Request) -> Call:
             body = parse_json(raw)
     principal: Principal | None = None
     if spec.plane is not Plane.PUBLIC:
-        principal = api.auth.authenticate(header(headers, b"authorization"))
+        auth = api.auth
+        principal = auth.authenticate(header(headers, b"authorization")) if auth.enabled else ANONYMOUS
         if principal is None:
             raise ApiError(401, "unauthorized", "Unauthenticated: send Authorization: Bearer <token>.")
         if not principal.roles & spec.roles:
@@ -173,7 +178,8 @@ async def _admit(api: Api, spec: RouteSpec, request: Request) -> Call:
                 allowed_roles=sorted(spec.roles),
             )
     if spec.plane is Plane.WORKER:
-        _check_worker_protocol(header(headers, _PROTOCOL_KEY))
+        if headers.get(_PROTOCOL_KEY) not in _ACCEPTED_PROTOCOLS:
+            _check_worker_protocol(header(headers, _PROTOCOL_KEY))
     elif spec.plane is Plane.CONTROL:
         _check_control_plane_version(header(headers, _CONTROL_PLANE_KEY))
     namespace = resolve_namespace(request, headers)

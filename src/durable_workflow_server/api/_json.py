@@ -8,6 +8,7 @@ on bytes we already hold, rather than in a middleware that would wrap every ASGI
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -84,31 +85,71 @@ def choose_encoding(accept_encoding: str) -> str | None:
     return best
 
 
+class JsonAnswer(Response):
+    """A rendered JSON answer: the body bytes and the raw header list, nothing computed later.
+
+    ``Response.__init__`` re-encodes and re-scans the headers of every answer; ours are
+    pre-encoded pairs (see :func:`json_response`).
+    """
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        """Wrap what :func:`json_response` built.
+
+        Args:
+            body: the (possibly compressed) body.
+            status_code: HTTP status.
+            raw_headers: every response header, names lower-case.
+        """
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = raw_headers
+
+
+_VARY = (b"vary", b"Accept-Encoding")
+_CONTENT_TYPE = (b"content-type", b"application/json")
+_CONTENT_ENCODING = {"gzip": (b"content-encoding", b"gzip"), "deflate": (b"content-encoding", b"deflate")}
+
+
+def encode_headers(headers: Mapping[str, str]) -> tuple[tuple[bytes, bytes], ...]:
+    """Encode headers for :func:`json_response` (names lower-cased, latin-1 as in HTTP).
+
+    Args:
+        headers: name -> value.
+
+    Returns:
+        The raw pairs.
+    """
+    return tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+
+
 def json_response(
     body: Any,
     status: int,
-    accept_encoding: str,
-    headers: dict[str, str] | None = None,
-) -> Response:
+    accept_encoding: bytes | None,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> JsonAnswer:
     """Render ``body`` as a JSON response, compressed when worthwhile.
 
     Args:
         body: anything orjson can serialise.
         status: HTTP status.
-        accept_encoding: the request's ``Accept-Encoding`` ("" when absent).
-        headers: extra response headers.
+        accept_encoding: the request's raw ``Accept-Encoding`` (None when absent).
+        headers: extra response headers, encoded (see :func:`encode_headers`).
 
     Returns:
         The response, with ``Vary: Accept-Encoding``.
     """
     data = orjson.dumps(body)
-    out = {"vary": "Accept-Encoding"}
-    if headers:
-        out.update(headers)
-    if len(data) >= COMPRESS_MIN_BYTES:
-        encoding = choose_encoding(accept_encoding)
+    out = [_VARY, *headers]
+    if len(data) >= COMPRESS_MIN_BYTES and accept_encoding:
+        encoding = choose_encoding(accept_encoding.decode("latin-1"))
         if encoding is not None:
             wbits = _GZIP_WBITS if encoding == "gzip" else _DEFLATE_WBITS
             data = zlib.compress(data, _COMPRESS_LEVEL, wbits)
-            out["content-encoding"] = encoding
-    return Response(data, status_code=status, headers=out, media_type="application/json")
+            out.append(_CONTENT_ENCODING[encoding])
+    out.append((b"content-length", b"%d" % len(data)))
+    out.append(_CONTENT_TYPE)
+    return JsonAnswer(data, status, out)

@@ -21,9 +21,9 @@ from durable_workflow.protocol import (
     PROTOCOL_HEADER,
     WORKER_PROTOCOL_VERSION,
 )
-from durable_workflow_server.api._context import Api, Plane, RouteSpec, header, request_headers
+from durable_workflow_server.api._context import Api, Plane, RouteSpec, request_headers
 from durable_workflow_server.api._errors import ApiError
-from durable_workflow_server.api._json import json_response
+from durable_workflow_server.api._json import encode_headers, json_response
 from durable_workflow_server.api._manifest import PROJECTED_FIELDS, RESPONSE_SCHEMA
 
 logger = logging.getLogger("durable_workflow_server.api")
@@ -51,12 +51,19 @@ def control_plane_block(operation: str, body: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
-def decorate(api: Api, spec: RouteSpec, request: Request, body: dict[str, Any]) -> dict[str, str] | None:
+_WORKER_HEADERS = encode_headers({PROTOCOL_HEADER: WORKER_PROTOCOL_VERSION})
+_CONTROL_HEADERS = encode_headers({CONTROL_PLANE_HEADER: CONTROL_PLANE_VERSION})
+_ACCEPT_ENCODING = b"accept-encoding"
+
+
+def decorate(
+    api: Api, spec: RouteSpec, request: Request, body: dict[str, Any]
+) -> tuple[tuple[bytes, bytes], ...]:
     """Add the plane's transport fields to ``body``; return the plane's response headers."""
     if spec.plane is Plane.WORKER:
         body["protocol_version"] = WORKER_PROTOCOL_VERSION
         body["server_capabilities"] = api.capabilities
-        return {PROTOCOL_HEADER: WORKER_PROTOCOL_VERSION}
+        return _WORKER_HEADERS
     if spec.plane is Plane.CONTROL:
         if spec.operation is not None:
             params = request.path_params
@@ -64,8 +71,8 @@ def decorate(api: Api, spec: RouteSpec, request: Request, body: dict[str, Any]) 
                 if key in params and body.get(key) is None:
                     body[key] = params[key]
             body["control_plane"] = control_plane_block(spec.operation, body)
-        return {CONTROL_PLANE_HEADER: CONTROL_PLANE_VERSION}
-    return None
+        return _CONTROL_HEADERS
+    return ()
 
 
 def render(api: Api, spec: RouteSpec, request: Request, status: int, body: dict[str, Any]) -> Response:
@@ -82,7 +89,7 @@ def render(api: Api, spec: RouteSpec, request: Request, status: int, body: dict[
         The JSON response.
     """
     headers = decorate(api, spec, request, body)
-    return json_response(body, status, header(request_headers(request), b"accept-encoding") or "", headers)
+    return json_response(body, status, request_headers(request).get(_ACCEPT_ENCODING), headers)
 
 
 def render_error(api: Api, spec: RouteSpec, request: Request, error: ApiError) -> Response:
@@ -104,12 +111,13 @@ def render_error(api: Api, spec: RouteSpec, request: Request, error: ApiError) -
         body["error"] = error.message
     headers = decorate(api, spec, request, body)
     if error.headers:
-        headers = {**(headers or {}), **error.headers}
+        # The refusal's own headers replace the plane's of the same name.
+        extra = encode_headers(error.headers)
+        names = {name for name, _ in extra}
+        headers = (*(pair for pair in headers if pair[0] not in names), *extra)
     if error.status >= 500:
         logger.warning("%s %s -> %s %s", request.method, request.url.path, error.status, error.reason)
-    return json_response(
-        body, error.status, header(request_headers(request), b"accept-encoding") or "", headers
-    )
+    return json_response(body, error.status, request_headers(request).get(_ACCEPT_ENCODING), headers)
 
 
 _UNMATCHED_WORKER = RouteSpec(Plane.WORKER)
