@@ -49,23 +49,33 @@ async def conn(schema: str) -> AsyncIterator[Any]:
     await c.close()
 
 
+#: Migrations with no SQLite twin: PostgreSQL's server-side write functions.
+_POSTGRES_ONLY = {"write_functions"}
+
+
 def test_migrations_are_numbered_without_gaps_and_mirror_sqlite() -> None:
     versions = [v for v, _, _ in known_migrations()]
     assert versions == list(range(1, len(versions) + 1))
-    # Every SQLite migration has its PostgreSQL twin, under the same number and name.
-    assert [(v, n) for v, n, _ in known_migrations()] == [(v, n) for v, n, _ in sqlite_migrations()]
+    # Every SQLite migration has its PostgreSQL twin, in the same order and under the same
+    # name (and number, up to the first PostgreSQL-only one).
+    shared = [n for _, n, _ in known_migrations() if n not in _POSTGRES_ONLY]
+    assert shared == [n for _, n, _ in sqlite_migrations()]
+    first_own = min(v for v, n, _ in known_migrations() if n in _POSTGRES_ONLY)
+    before = [(v, n) for v, n, _ in known_migrations() if v < first_own]
+    assert before == [(v, n) for v, n, _ in sqlite_migrations() if v < first_own]
 
 
 def test_every_sqlite_query_has_a_postgres_twin() -> None:
-    """A read added to the SQLite backend needs its PostgreSQL query too (the claim and
-    sequence queries differ on purpose: PostgreSQL claims one row with SKIP LOCKED and
-    advances a run's sequence in its version-checking UPDATE)."""
+    """A read added to the SQLite backend needs its PostgreSQL query too (the claim and write
+    queries differ on purpose: PostgreSQL claims one row with SKIP LOCKED and writes through
+    the dw_apply function of migration 0004)."""
     from durable_workflow_server.storage._pg_sql import queries as pg_queries
     from durable_workflow_server.storage._sqlite_sql import queries as sqlite_queries
 
     sqlite_only = {
         "workflow_claim_candidates", "activity_claim_candidates", "run_last_sequence",
-        "set_run_last_sequence",
+        "set_run_last_sequence", "bump_run_version", "fire_timer", "advance_run_sequence",
+        "insert_event",
     }  # fmt: skip
     assert set(sqlite_queries()) - sqlite_only <= set(pg_queries())
     from durable_workflow_server.storage.postgres import PostgresStorage

@@ -1,4 +1,4 @@
-"""PostgreSQL plumbing shared by the backend: named queries and row <-> column mapping.
+"""PostgreSQL plumbing shared by the backend: named queries and record -> row mapping.
 
 Queries in ``sql/postgres/queries.sql`` use ``:name`` parameters for readability (like the
 SQLite file); asyncpg speaks only positional ``$n``, so each query is rewritten once at load
@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from durable_workflow_server.storage._interface import AnyOf, Inc
-from durable_workflow_server.storage._rows import Row, RunRow
+from durable_workflow_server.storage._rows import Row
 
 R = TypeVar("R", bound=Row)
 
@@ -85,7 +84,7 @@ def queries() -> dict[str, Query]:
 
 
 _COLUMNS: dict[type[Row], tuple[str, ...]] = {}
-_INSERTS: dict[tuple[type[Row], bool], str] = {}
+_JSON_INDEXES: dict[type[Row], tuple[int, ...]] = {}
 
 
 def columns(cls: type[Row]) -> tuple[str, ...]:
@@ -93,117 +92,14 @@ def columns(cls: type[Row]) -> tuple[str, ...]:
     cols = _COLUMNS.get(cls)
     if cols is None:
         cols = _COLUMNS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+        _JSON_INDEXES[cls] = tuple(i for i, name in enumerate(cols) if name in cls.__json__)
     return cols
 
 
-def to_pg(cls: type[Row], name: str, value: Any) -> Any:
-    """Convert one Python value to what asyncpg sends for its column."""
-    if name in cls.__json__:
-        return None if value is None else orjson.dumps(value).decode()
-    if name in cls.__bools__:
-        # asyncpg's boolean codec refuses ints; SQLite-minded callers may pass 0/1.
-        return None if value is None else bool(value)
-    return value
-
-
-def row_args(row: Row) -> list[Any]:
-    """Every column of ``row`` converted, in column order (matching :func:`insert_sql`)."""
-    cls = type(row)
-    return [to_pg(cls, name, getattr(row, name)) for name in columns(cls)]
-
-
 def from_pg(cls: type[R], record: Mapping[str, Any]) -> R:
-    """Build a row dataclass from a fetched record."""
-    values: dict[str, Any] = {}
-    json_cols = cls.__json__
-    for name in columns(cls):
-        value = record[name]
-        if name in json_cols and value is not None:
-            value = orjson.loads(value)
-        values[name] = value
-    return cls(**values)
-
-
-def insert_sql(cls: type[Row], upsert: bool) -> str:
-    """``INSERT`` with ``$n`` for every column.
-
-    ``upsert`` replaces a row with the same key; otherwise a row that collides with any unique
-    index is not inserted (status ``INSERT 0 0``), which the caller reports as a failed
-    precondition.
-    """
-    sql = _INSERTS.get((cls, upsert))
-    if sql is None:
-        cols = columns(cls)
-        sql = (
-            f"INSERT INTO {cls.__table__} ({', '.join(cols)}) "
-            f"VALUES ({', '.join(f'${i + 1}' for i in range(len(cols)))})"
-        )
-        if upsert:
-            rest = [c for c in cols if c not in cls.__key__]
-            action = (
-                "DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in rest) if rest else "DO NOTHING"
-            )
-            sql += f" ON CONFLICT ({', '.join(cls.__key__)}) {action}"
-        else:
-            sql += " ON CONFLICT DO NOTHING"
-        _INSERTS[(cls, upsert)] = sql
-    return sql
-
-
-def set_clauses(cls: type[Row], fields: Mapping[str, Any], args: list[Any]) -> list[str]:
-    """``column = $n`` (``Inc``: ``column = column + $n``) per field, appending to ``args``."""
-    known = set(columns(cls))
-    sets: list[str] = []
-    for name, value in fields.items():
-        if name not in known:  # names come from engine code, never from requests; fail loudly
-            raise ValueError(f"{cls.__table__} has no column {name!r}")
-        if isinstance(value, Inc):
-            args.append(value.by)
-            sets.append(f"{name} = {name} + ${len(args)}")
-        else:
-            args.append(to_pg(cls, name, value))
-            sets.append(f"{name} = ${len(args)}")
-    return sets
-
-
-def update_sql(cls: type[Row], fields: Mapping[str, Any], where: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """An UPDATE for ``fields`` (``Inc`` adds) on rows whose columns equal ``where``."""
-    known = set(columns(cls))
-    args: list[Any] = []
-    sets = set_clauses(cls, fields, args)
-    conds: list[str] = []
-    for name, value in where.items():
-        if name not in known:
-            raise ValueError(f"{cls.__table__} has no column {name!r}")
-        if value is None:
-            conds.append(f"{name} IS NULL")
-        elif isinstance(value, AnyOf):
-            marks: list[str] = []
-            for one in value.values:
-                args.append(to_pg(cls, name, one))
-                marks.append(f"${len(args)}")
-            conds.append(f"{name} IN ({', '.join(marks)})" if marks else "FALSE")
-        else:
-            args.append(to_pg(cls, name, value))
-            conds.append(f"{name} = ${len(args)}")
-    return f"UPDATE {cls.__table__} SET {', '.join(sets)} WHERE {' AND '.join(conds)}", args
-
-
-def bump_sql(fields: Mapping[str, Any], events: int, run_id: str, version: int) -> tuple[str, list[Any]]:
-    """The run-version fence as one UPDATE that may also patch the run and reserve sequences.
-
-    ``UPDATE runs SET version = version + 1 [, last_history_sequence = … + events] [, fields]
-    WHERE run_id = $1 AND version = $2 RETURNING last_history_sequence``: no row back means
-    the run moved on (or does not exist), which fails the precondition.
-    """
-    sets = ["version = version + 1"]
-    args: list[Any] = [run_id, version]
-    if events:
-        args.append(events)
-        sets.append(f"last_history_sequence = last_history_sequence + ${len(args)}")
-    sets.extend(set_clauses(RunRow, fields, args))
-    sql = (
-        f"UPDATE runs SET {', '.join(sets)} WHERE run_id = $1 AND version = $2 "
-        "RETURNING last_history_sequence"
-    )
-    return sql, args
+    """Build a row dataclass from a fetched record (columns looked up by name)."""
+    values = [record[name] for name in columns(cls)]
+    for index in _JSON_INDEXES[cls]:
+        if values[index] is not None:
+            values[index] = orjson.loads(values[index])
+    return cls(*values)

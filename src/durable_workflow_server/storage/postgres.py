@@ -15,9 +15,19 @@ Concurrency and durability choices, all dialect-specific and therefore kept here
   then takes the run's lock with SKIP LOCKED too; if another transaction holds the run (and
   might be waiting for this very task row), the claim lets go of the task and takes the locks
   again run first, the order every other write uses.
-- Wake-ups cross nodes with LISTEN/NOTIFY (:mod:`._pg_listen`): the NOTIFY is sent inside the
-  write transaction, so it is delivered exactly when the rows it announces are visible.
-- ``synchronous_commit`` stays on: a COMMIT is on disk before we acknowledge it.
+- Round trips are the main cost on a shared machine, so a write transaction is one: a
+  mutation is one ``dw_apply`` call (migration 0004, :mod:`._pg_apply`) sent in autocommit
+  mode, which makes the call itself the transaction (no BEGIN, no COMMIT). A claim needs the
+  engine's builder between its lock and its write, so it stays an explicit transaction of
+  four round trips: BEGIN, a ``dw_claim_*`` call (task, run lock state and the builder's row
+  at once), ``dw_apply``, COMMIT.
+- Wake-ups cross nodes with LISTEN/NOTIFY (:mod:`._pg_listen`): ``dw_apply`` sends the NOTIFY
+  inside the write transaction, so it is delivered exactly when the rows it announces are
+  visible.
+- ``synchronous_commit`` stays on: a COMMIT (explicit or the autocommit of ``dw_apply``) is
+  on disk before we acknowledge it.
+- Connections come from a small pool of our own (:mod:`._pg_pool`); asyncpg's costs as
+  much CPU per one-row read as the read itself.
 - A write already sent is not abandoned when its caller is cancelled (a client hanging up):
   it finishes in a shielded task, like SQLite's writer thread, and its wake-ups still fire.
 """
@@ -55,6 +65,7 @@ from durable_workflow_server.storage._messages import MessageRow
 from durable_workflow_server.storage._pg_apply import apply_mutation, wakes_of
 from durable_workflow_server.storage._pg_listen import Listener, encode
 from durable_workflow_server.storage._pg_migrate import migrate
+from durable_workflow_server.storage._pg_pool import Pool
 from durable_workflow_server.storage._pg_sql import (
     Query,
     from_pg,
@@ -88,19 +99,6 @@ _UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresE
 #: Aborts PostgreSQL chooses to break a lock cycle; nothing was written, so a re-run is safe.
 _CONFLICTS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
-class _Connection(asyncpg.Connection):  # type: ignore[misc]
-    """A pooled connection released without asyncpg's reset query.
-
-    By default every release to the pool sends ``pg_advisory_unlock_all(); CLOSE ALL;
-    UNLISTEN *; RESET ALL`` (a round trip and a server-side reset): about a fifth of this
-    backend's CPU for one-query reads. Our pooled connections never change session state (no
-    SET, session advisory locks, cursors or LISTEN; the listener has its own connection), and
-    asyncpg still rolls back a transaction left open, so there is nothing to reset.
-    """
-
-    def get_reset_query(self) -> str:
-        return ""
-
 
 class _RunBusy(Exception):
     """Raised out of a claim transaction to give back the task lock before waiting for the run."""
@@ -127,7 +125,7 @@ class PostgresStorage(Storage):
         self.dsn = dsn
         self.schema = schema
         self._pool_size = pool_size
-        self._pool: Any = None
+        self._pool: Pool | None = None
         self._listen: Listener | None = None
         self._listener: WakeListener | None = None
         self._channel = "dw_wake"
@@ -142,6 +140,7 @@ class PostgresStorage(Storage):
         return {"search_path": self.schema} if self.schema else {}
 
     async def _connect(self) -> Any:
+        # timeout: connecting; an unreachable server fails requests instead of hanging them.
         return await asyncpg.connect(self.dsn, server_settings=self._server_settings(), timeout=10)
 
     async def open(self) -> None:
@@ -161,16 +160,8 @@ class PostgresStorage(Storage):
             # One channel per schema: nodes of another deployment in the same database
             # (another schema) are not woken by ours. Channel names are identifiers (<= 63).
             self._channel = f"dw_wake_{current}"[:63]
-            pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=1,
-                max_size=self._pool_size,
-                server_settings=self._server_settings(),
-                # Patches generate a few hundred distinct UPDATE texts; keep them all prepared.
-                statement_cache_size=1024,
-                connection_class=_Connection,
-                timeout=10,  # connecting; an unreachable server fails requests, not hangs them
-            )
+            pool = Pool(self._connect, self._pool_size)
+            await pool.start()
             listen = Listener(self._connect, self._channel, self._node, self._remote_wake)
             try:
                 await listen.start()
@@ -216,13 +207,13 @@ class PostgresStorage(Storage):
         try:
             # Bounded: a health check must answer "unavailable" while the database is
             # unreachable, not hang for the TCP connect timeout.
-            await pool.fetchval("SELECT 1", timeout=5)
+            await pool.fetchval("SELECT 1", (), timeout=5)
         except _UNAVAILABLE as exc:
             raise StorageUnavailable(f"postgresql: {exc}") from exc
 
     # --- reads ------------------------------------------------------------------------
 
-    def _pool_or_fail(self) -> Any:
+    def _pool_or_fail(self) -> Pool:
         if self._pool is None:
             raise StorageUnavailable("storage is not open")
         return self._pool
@@ -230,14 +221,14 @@ class PostgresStorage(Storage):
     async def _fetch_sql(self, sql: str, args: Sequence[Any]) -> list[Any]:
         pool = self._pool_or_fail()
         try:
-            return list(await pool.fetch(sql, *args))
+            return await pool.fetch(sql, args)
         except _UNAVAILABLE as exc:
             raise StorageUnavailable(f"postgresql: {exc}") from exc
 
     async def _scalar_sql(self, sql: str, args: Sequence[Any]) -> Any:
         pool = self._pool_or_fail()
         try:
-            return await pool.fetchval(sql, *args)
+            return await pool.fetchval(sql, args)
         except _UNAVAILABLE as exc:
             raise StorageUnavailable(f"postgresql: {exc}") from exc
 
@@ -415,27 +406,21 @@ class PostgresStorage(Storage):
 
     # --- writes -----------------------------------------------------------------------
 
-    async def _write(self, body: Callable[[Any], Awaitable[tuple[T, list[Wake]]]]) -> T:
-        """Run ``body`` in one transaction that also NOTIFYs its wakes; wake locally after commit.
+    async def _write(
+        self, body: Callable[[Any], Awaitable[tuple[T, list[Wake]]]], *, transaction: bool = True
+    ) -> T:
+        """Run ``body`` on one connection and wake locally after it committed.
 
-        The work runs in a shielded task: once started it commits or rolls back on its own
-        even if the caller is cancelled, and its wake-ups are delivered either way.
+        ``transaction=False`` runs it in autocommit mode: ``body`` must then be one statement
+        (a ``dw_apply`` call), which is its own transaction. The work runs in a shielded task:
+        once started it commits or rolls back on its own even if the caller is cancelled, and
+        its wake-ups are delivered either way.
         """
 
         async def run() -> T:
             for attempt in range(_CONFLICT_RETRIES):
                 try:
-                    async with self._pool_or_fail().acquire() as conn:
-                        await conn.execute("BEGIN")
-                        try:
-                            result, wakes = await body(conn)
-                            # The NOTIFYs travel with the COMMIT: one round trip, not 1 + n.
-                            await conn.execute(_commit_sql(self._channel, encode(self._node, _remote(wakes))))
-                        except BaseException:
-                            if conn.is_in_transaction():
-                                with contextlib.suppress(*_UNAVAILABLE):
-                                    await conn.execute("ROLLBACK")
-                            raise
+                    result, wakes = await self._on_connection(body, transaction)
                 except _CONFLICTS:
                     if attempt + 1 == _CONFLICT_RETRIES:
                         raise PreconditionFailed(("concurrent_transaction", "deadlock")) from None
@@ -453,59 +438,99 @@ class PostgresStorage(Storage):
         task.add_done_callback(_consume)
         return await asyncio.shield(task)
 
+    async def _on_connection(
+        self, body: Callable[[Any], Awaitable[tuple[T, list[Wake]]]], transaction: bool
+    ) -> tuple[T, list[Wake]]:
+        """Run ``body`` on a pooled connection (inside BEGIN … COMMIT if ``transaction``)."""
+        pool = self._pool_or_fail()
+        conn = await pool.acquire()
+        reusable = False
+        try:
+            if not transaction:
+                done = await body(conn)
+            else:
+                await conn.execute("BEGIN")
+                try:
+                    done = await body(conn)
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    if conn.is_in_transaction():
+                        with contextlib.suppress(*_UNAVAILABLE):
+                            await conn.execute("ROLLBACK")
+                    raise
+            reusable = True
+            return done
+        except (asyncpg.PostgresError, PreconditionFailed, _RunBusy):
+            reusable = True  # refused by the server or by us; rolled back (the pool checks)
+            raise
+        finally:
+            pool.release(conn, reusable=reusable)
+
+    def _notes(self, wakes: list[Wake]) -> list[str]:
+        """The NOTIFY payloads for the other nodes (``dw_apply`` sends them with the commit)."""
+        return encode(self._node, _remote(wakes))
+
     async def apply(self, mutation: Mutation) -> list[EventRow]:
-        """Apply one mutation atomically."""
-        q = self._q
+        """Apply one mutation atomically: one ``dw_apply`` call, one round trip."""
+        wakes = wakes_of(mutation)
+        notes = self._notes(wakes)
 
         async def body(conn: Any) -> tuple[list[EventRow], list[Wake]]:
-            return await apply_mutation(conn, q, mutation), wakes_of(mutation)
+            return await apply_mutation(conn, mutation, self._channel, notes), wakes
 
-        return await self._write(body)
+        return await self._write(body, transaction=False)
 
     async def _claim(
         self,
         table: type[R],
-        picks: Sequence[Query],
+        pick: str,
         relock: Query,
         params: dict[str, Any],
         related: Callable[[Any, R, Any], Awaitable[Any]],
         build: Callable[[R, Any], Mutation | None],
     ) -> tuple[R, list[EventRow]] | None:
-        """The claim loop shared by both task kinds (see the module docstring for the locks)."""
+        """The claim loop shared by both task kinds (see the module docstring for the locks).
+
+        ``pick`` is a ``dw_claim_*`` call (migration 0004): the candidate task locked with SKIP
+        LOCKED, the state of its run's lock and the row the builder needs besides the task, in
+        one round trip; with BEGIN, the ``dw_apply`` call and COMMIT a claim costs four.
+        """
         q = self._q
         excluded: list[str] = []
         params["excluded"] = excluded
 
-        async def finish(conn: Any, task: R, run_record: Any) -> tuple[Any, list[Wake]]:
-            other = await related(conn, task, run_record)
+        async def finish(conn: Any, task: R, other: Any) -> tuple[Any, list[Wake]]:
             mutation = None if other is None else build(task, other)
             if mutation is None:
                 return ("skip", _task_id(task)), []
-            events = await apply_mutation(conn, q, mutation)
+            wakes = wakes_of(mutation)
+            events = await apply_mutation(conn, mutation, self._channel, self._notes(wakes))
             claimed = _patched(table, task, mutation)
             if claimed is None:
                 sql = f"SELECT * FROM {table.__table__} WHERE task_id = $1"
                 claimed = from_pg(table, await conn.fetchrow(sql, _task_id(task)))
-            return ("got", (claimed, events)), wakes_of(mutation)
+            return ("got", (claimed, events)), wakes
+
+        pick_args = [params[name] for name in _PICK_ARGS[table]]
 
         async def fast(conn: Any) -> tuple[Any, list[Wake]]:
-            record = None
-            for pick in picks:
-                record = await conn.fetchrow(pick.sql, *pick.args(params))
-                if record is not None:
-                    break
+            try:
+                record = await conn.fetchrow(pick, *pick_args)
+            except asyncpg.exceptions.OutdatedSchemaCacheError:
+                # A newer node changed a task or run table since this connection decoded one
+                # (asyncpg dropped its type cache). Our transaction still holds the task it
+                # picked, and SKIP LOCKED does not skip our own locks: ask once more.
+                record = await conn.fetchrow(pick, *pick_args)
             if record is None:
                 return ("none", None), []
-            task = from_pg(table, record)
-            run_id = str(record["run_id"])
-            lock = q["lock_run_nowait"]
-            run_record = await conn.fetchrow(lock.sql, run_id)
-            if run_record is None:
-                exists = q["run_exists"]
-                if await conn.fetchval(exists.sql, run_id) is None:
-                    return ("skip", _task_id(task)), []
-                raise _RunBusy(_task_id(task), run_id)
-            return await finish(conn, task, run_record)
+            task = from_pg(table, record["task"])
+            state = record["run_state"]
+            if state == "missing":
+                return ("skip", _task_id(task)), []
+            if state == "busy":
+                raise _RunBusy(_task_id(task), task.run_id)  # type: ignore[attr-defined]
+            other = record[1]
+            return await finish(conn, task, None if other is None else _RELATED[table](other))
 
         def slow(busy: _RunBusy) -> Callable[[Any], Awaitable[tuple[Any, list[Wake]]]]:
             async def body(conn: Any) -> tuple[Any, list[Wake]]:
@@ -516,7 +541,8 @@ class PostgresStorage(Storage):
                 record = await conn.fetchrow(relock.sql, *relock.args({**params, "task_id": busy.task_id}))
                 if record is None:  # taken, or changed, meanwhile: look for candidates again
                     return ("again", None), []
-                return await finish(conn, from_pg(table, record), run_record)
+                task = from_pg(table, record)
+                return await finish(conn, task, await related(conn, task, run_record))
 
             return body
 
@@ -558,7 +584,7 @@ class PostgresStorage(Storage):
         }
         return await self._claim(
             WorkflowTaskRow,
-            (q["claim_ready_workflow_task"], q["claim_expired_workflow_task"]),
+            "SELECT * FROM dw_claim_workflow_task($1, $2, $3, $4, $5, $6)",
             q["relock_workflow_task"],
             params,
             related,
@@ -589,7 +615,7 @@ class PostgresStorage(Storage):
         }
         return await self._claim(
             ActivityTaskRow,
-            (q["claim_ready_activity_task"],),
+            "SELECT * FROM dw_claim_activity_task($1, $2, $3, $4, $5)",
             q["relock_activity_task"],
             params,
             related,
@@ -608,15 +634,16 @@ def _remote(wakes: list[Wake]) -> list[Wake]:
     return [wake for wake in wakes if wake.key not in _LOCAL_ONLY]
 
 
-def _commit_sql(channel: str, payloads: list[str]) -> str:
-    """``NOTIFY`` each payload, then ``COMMIT``: one simple-protocol query (no parameters, so
-    the channel is quoted as an identifier and each payload as an escape-string literal, which
-    reads the same whatever ``standard_conforming_strings`` says)."""
-    notifies = "".join(
-        f'NOTIFY "{channel}", E\'{payload.replace(chr(92), chr(92) * 2).replace(chr(39), chr(39) * 2)}\'; '
-        for payload in payloads
-    )
-    return notifies + "COMMIT"
+#: The arguments of each ``dw_claim_*`` function, in order.
+_PICK_ARGS: dict[type[Row], tuple[str, ...]] = {
+    WorkflowTaskRow: ("namespace", "task_queue", "now", "types", "build_id", "excluded"),
+    ActivityTaskRow: ("namespace", "task_queue", "now", "types", "excluded"),
+}
+#: What the builder gets besides the task, from the second column of the pick.
+_RELATED: dict[type[Row], Callable[[Any], Any]] = {
+    WorkflowTaskRow: lambda record: from_pg(RunRow, record),
+    ActivityTaskRow: lambda record: from_pg(ActivityRow, record),
+}
 
 
 def _patched(table: type[R], task: R, mutation: Mutation) -> R | None:

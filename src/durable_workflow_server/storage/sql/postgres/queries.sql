@@ -1,6 +1,6 @@
 -- Named queries of the PostgreSQL backend, loaded once by name (``-- name: <name>``).
 -- Parameters are written ``:name`` and turned into asyncpg's ``$n`` when loaded.
--- Row writes (insert, upsert, patch) are generated from the row dataclasses instead.
+-- Writes are not here: _pg_apply.py compiles each mutation into one dw_apply call (0004).
 
 -- name: namespace_exists
 SELECT 1 FROM namespaces WHERE name = :namespace;
@@ -69,28 +69,9 @@ SELECT * FROM workers WHERE namespace = :namespace AND worker_id = :worker_id;
 
 -- Claims take ONE candidate row lock at a time with SKIP LOCKED: each concurrent poller (on
 -- any node) gets a different task instead of queueing behind the first one's lock, and a
--- poller never holds locks on tasks it will not take. ``excluded`` lists candidates this
--- claim already turned down (closed run, builder said no).
-
--- name: claim_ready_workflow_task
-SELECT * FROM workflow_tasks
-WHERE namespace = :namespace AND task_queue = :task_queue AND status = 'ready' AND available_at <= :now
-  AND (cardinality(CAST(:types AS TEXT[])) = 0 OR workflow_type = ANY(CAST(:types AS TEXT[])))
-  AND (CAST(:build_id AS TEXT) IS NULL OR compatibility IS NULL OR compatibility = :build_id)
-  AND NOT (task_id = ANY(CAST(:excluded AS TEXT[])))
-ORDER BY available_at
-LIMIT 1
-FOR UPDATE SKIP LOCKED;
-
--- name: claim_expired_workflow_task
-SELECT * FROM workflow_tasks
-WHERE namespace = :namespace AND task_queue = :task_queue AND status = 'leased' AND lease_expires_at <= :now
-  AND (cardinality(CAST(:types AS TEXT[])) = 0 OR workflow_type = ANY(CAST(:types AS TEXT[])))
-  AND (CAST(:build_id AS TEXT) IS NULL OR compatibility IS NULL OR compatibility = :build_id)
-  AND NOT (task_id = ANY(CAST(:excluded AS TEXT[])))
-ORDER BY lease_expires_at
-LIMIT 1
-FOR UPDATE SKIP LOCKED;
+-- poller never holds locks on tasks it will not take. The first try is a dw_claim_* function
+-- (migration 0004); these queries serve the second, when the candidate's run was busy: the
+-- run is locked first (waiting), then the same task again if it is still claimable.
 
 -- name: relock_workflow_task
 SELECT * FROM workflow_tasks
@@ -98,60 +79,13 @@ WHERE task_id = :task_id
   AND ((status = 'ready' AND available_at <= :now) OR (status = 'leased' AND lease_expires_at <= :now))
 FOR UPDATE SKIP LOCKED;
 
--- name: claim_ready_activity_task
-SELECT * FROM activity_tasks
-WHERE namespace = :namespace AND task_queue = :task_queue AND status = 'ready' AND available_at <= :now
-  AND (cardinality(CAST(:types AS TEXT[])) = 0 OR activity_type = ANY(CAST(:types AS TEXT[])))
-  AND NOT (task_id = ANY(CAST(:excluded AS TEXT[])))
-ORDER BY available_at
-LIMIT 1
-FOR UPDATE SKIP LOCKED;
-
 -- name: relock_activity_task
 SELECT * FROM activity_tasks
 WHERE task_id = :task_id AND status = 'ready' AND available_at <= :now
 FOR UPDATE SKIP LOCKED;
 
--- name: lock_run_nowait
-SELECT * FROM runs WHERE run_id = :run_id FOR UPDATE SKIP LOCKED;
-
 -- name: lock_run
 SELECT * FROM runs WHERE run_id = :run_id FOR UPDATE;
-
--- name: run_exists
-SELECT 1 FROM runs WHERE run_id = :run_id;
-
--- Preconditions. Each one locks what it checks until COMMIT, so the state it saw is the state
--- the mutation writes over (READ COMMITTED re-checks an UPDATE's WHERE after waiting for a
--- concurrent writer, which is what makes the conditional UPDATEs below fences).
-
--- name: bump_run_version
-UPDATE runs SET version = version + 1 WHERE run_id = :run_id AND version = :version;
-
--- name: fire_timer
-UPDATE timers SET status = 'fired' WHERE timer_id = :timer_id AND status = 'pending' AND fire_at <= :now;
-
--- name: lock_workflow_task
-SELECT status, lease_owner, attempt FROM workflow_tasks WHERE task_id = :task_id FOR UPDATE;
-
--- name: lock_activity_task
-SELECT status, attempt_id FROM activity_tasks WHERE task_id = :task_id FOR UPDATE;
-
--- name: lock_workflow
-SELECT current_run_id FROM workflows WHERE workflow_id = :workflow_id FOR UPDATE;
-
--- name: advance_run_sequence
--- Locks the run row, so concurrent appends to one run take turns and never share a sequence.
-UPDATE runs SET last_history_sequence = last_history_sequence + :count
-WHERE run_id = :run_id
-RETURNING last_history_sequence;
-
--- name: insert_event
-INSERT INTO history_events (run_id, sequence, event_id, event_type, payload, recorded_at, workflow_task_id)
-VALUES (:run_id, :sequence, :event_id, :event_type, :payload, :recorded_at, :workflow_task_id);
-
--- name: notify
-SELECT pg_notify(:channel, :payload);
 
 -- name: get_child
 SELECT * FROM child_workflows WHERE link_id = :link_id;
