@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from durable_workflow.protocol import Event, RunStatus
@@ -31,6 +32,7 @@ from durable_workflow_server.engine._eager import eligible_worker, lease_workflo
 from durable_workflow_server.engine._errors import EngineError, invalid
 from durable_workflow_server.engine._ids import new_id
 from durable_workflow_server.engine._payloads import PayloadInvalid, envelope, stored_from_envelope
+from durable_workflow_server.engine._rowcache import cached_then_fresh, run_after
 from durable_workflow_server.engine._steps import resolve_step
 from durable_workflow_server.engine._time import iso
 from durable_workflow_server.engine._workers import require_poller
@@ -148,16 +150,19 @@ def lease_ops(
     return attempt_id
 
 
-def lease_eagerly(core: Core, m: Mutation, worker: WorkerRow, slots: int, now: float) -> list[dict[str, Any]]:
+def lease_eagerly(
+    core: Core, m: Mutation, worker: WorkerRow, slots: int, now: float
+) -> list[tuple[dict[str, Any], ActivityTaskRow, ActivityRow]]:
     """Lease to ``worker`` up to ``slots`` activity tasks that ``m`` schedules (eager tasks).
 
-    Returns the task dicts exactly as the worker's poll would answer them.
+    Returns each task dict exactly as the worker's poll would answer it, with the leased task
+    and its execution as ``m`` leaves them (see :func:`remember_leased`).
     """
     lease = core.settings.activity_lease_seconds
-    bodies: list[dict[str, Any]] = []
+    leased: list[tuple[dict[str, Any], ActivityTaskRow, ActivityRow]] = []
     for task, act in scheduled_activities(m, worker, slots, now):
         attempt_id = lease_ops(m, task, act, worker.worker_id, now, lease)
-        leased = dataclasses.replace(
+        row = dataclasses.replace(
             task,
             status="leased",
             attempt_id=attempt_id,
@@ -169,8 +174,20 @@ def lease_eagerly(core: Core, m: Mutation, worker: WorkerRow, slots: int, now: f
         started = dataclasses.replace(
             act, status="started", attempt_number=task.attempt_number, current_task_id=task.task_id
         )
-        bodies.append(_task_dict(leased, started))
-    return bodies
+        leased.append((_task_dict(row, started), row, started))
+    return leased
+
+
+def remember_leased(
+    core: Core, leased: list[tuple[dict[str, Any], ActivityTaskRow, ActivityRow]], run: RunRow | None
+) -> None:
+    """Keep committed eager leases for their reports (``engine._rowcache.RecentRows``).
+
+    ``run`` (the run as the committed write left it) is kept only with a single lease: the
+    first report of several would move the run on and leave the others a stale copy.
+    """
+    for _, task, act in leased:
+        core.recent.put_activity_task(task, act, run if len(leased) == 1 else None)
 
 
 async def poll(
@@ -225,6 +242,7 @@ async def poll(
             )
         if claimed is not None:
             task = claimed[0]
+            core.history.add(task.run_id, claimed[1])
             try:
                 act = leased_acts.pop(task.task_id, None)
                 if act is None:
@@ -233,6 +251,7 @@ async def poll(
                 core.spawn(release(core, task))
                 raise
             assert act is not None
+            core.recent.put_activity_task(task, act, None)
             if cache_key is not None:
                 core.poll_cache[cache_key] = (task.task_id, task.attempt_number)
             return {"task": _task_dict(task, act)}
@@ -286,11 +305,21 @@ def _clamp_timeout(core: Core, timeout_seconds: float | None) -> float:
 # --- the guard of complete / fail / heartbeat ----------------------------------------------
 
 
+#: What a report may already know before it reads: the attempt's task row, and perhaps its
+#: execution and run (remembered by this node's lease, ``engine._rowcache``).
+Known = tuple[ActivityTaskRow, ActivityRow | None, RunRow | None]
+
+
 async def _guard(
-    core: Core, ns: str, task_id: str, attempt_id: str, lease_owner: str
+    core: Core, ns: str, task_id: str, attempt_id: str, lease_owner: str, known: Known | None = None
 ) -> tuple[ActivityTaskRow, ActivityRow, RunRow]:
+    """The checks of complete / fail / heartbeat; rows from ``known`` are not read again."""
     # Ids that are not strings cannot name anything: "not found", not a database error.
-    named = await core.storage.get_activity_task(task_id) if isinstance(task_id, str) else None
+    if known is not None and known[0].task_id == task_id:
+        named: ActivityTaskRow | None = known[0]
+    else:
+        known = None
+        named = await core.storage.get_activity_task(task_id) if isinstance(task_id, str) else None
     if named is None or named.namespace != ns:
         raise EngineError("not_found", "task_not_found", "Activity task not found.", task_id=task_id)
     task = (
@@ -324,11 +353,38 @@ async def _guard(
             task_id=task_id,
             lease_owner=task.lease_owner,
         )
-    act = await core.storage.get_activity(task.activity_execution_id)
-    run = await core.storage.get_run(task.run_id)
+    mine = known is not None and task is named
+    act = known[1] if known is not None and mine else None
+    run = known[2] if known is not None and mine else None
+    if act is None:
+        act = await core.storage.get_activity(task.activity_execution_id)
+    if run is None:
+        run = await core.storage.get_run(task.run_id)
     if act is None or run is None:
         raise EngineError("not_found", "task_not_found", "Activity task not found.", task_id=task_id)
     return task, act, run
+
+
+async def _reported(
+    core: Core, task_id: str, attempt: Callable[[Known | None], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Run a report's attempts one at a time per run on this node (``Core.run_serial``).
+
+    The first attempt starts from what is known already: the rows this node's lease
+    remembered, else the task row read to find the run. Those may be stale, so a refusal
+    decided on them is decided again on fresh reads (``cached_then_fresh``) and the fenced
+    write catches the rest; every later attempt reads storage.
+    """
+    first: Known | None = core.recent.take_activity_task(task_id)
+    if first is None and isinstance(task_id, str):
+        row = await core.storage.get_activity_task(task_id)
+        first = (row, None, None) if row is not None else None
+    pending = [first]
+
+    async def once() -> dict[str, Any]:
+        return await cached_then_fresh(pending.pop() if pending else None, attempt)
+
+    return await core.run_serial(first[0].run_id if first is not None else None, once)
 
 
 def _replayed(task: ActivityTaskRow, kind: str, fingerprint: str) -> dict[str, Any] | None:
@@ -394,8 +450,8 @@ async def complete(
         raise invalid({"result": [str(exc)]}) from exc
     fingerprint = digest(result)
 
-    async def once() -> dict[str, Any]:
-        task, act, run = await _guard(core, ns, task_id, attempt_id, lease_owner)
+    async def once(known: Known | None) -> dict[str, Any]:
+        task, act, run = await _guard(core, ns, task_id, attempt_id, lease_owner, known)
         replay = _replayed(task, "completed", fingerprint)
         if replay is not None:
             return {**replay, "eager_workflow_task": None} if eager_workflow_task else replay
@@ -427,11 +483,12 @@ async def complete(
             activity_id=act.activity_execution_id,
         )
         leased = await _eager_workflow(core, ns, m, run, next_task, lease_owner, now, eager_workflow_task)
-        reply = await _record_outcome(core, m, task, attempt_id, "completed", fingerprint, next_task)
+        reply = await _record_outcome(
+            core, m, run, task, attempt_id, "completed", fingerprint, next_task, leased
+        )
         return {**reply, "eager_workflow_task": leased} if eager_workflow_task else reply
 
-    known = await core.storage.get_activity_task(task_id) if isinstance(task_id, str) else None
-    return await core.run_serial(known.run_id if known is not None else None, once)
+    return await _reported(core, task_id, once)
 
 
 def _failure_fields(failure: Any) -> dict[str, Any]:
@@ -479,8 +536,8 @@ async def fail(
     fields = _failure_fields(failure)
     fingerprint = digest(failure)
 
-    async def once() -> dict[str, Any]:
-        task, act, run = await _guard(core, ns, task_id, attempt_id, lease_owner)
+    async def once(known: Known | None) -> dict[str, Any]:
+        task, act, run = await _guard(core, ns, task_id, attempt_id, lease_owner, known)
         replay = _replayed(task, "failed", fingerprint)
         if replay is not None:
             return {**replay, "eager_workflow_task": None} if eager_workflow_task else replay
@@ -498,11 +555,12 @@ async def fail(
         cancel_timers(m, *attempt_timer_ids(task.task_id, act.retry_policy))
         next_task = await attempt_ended(core, run, act, task, m, now, fields, timeout_kind=None)
         leased = await _eager_workflow(core, ns, m, run, next_task, lease_owner, now, eager_workflow_task)
-        reply = await _record_outcome(core, m, task, attempt_id, "failed", fingerprint, next_task)
+        reply = await _record_outcome(
+            core, m, run, task, attempt_id, "failed", fingerprint, next_task, leased
+        )
         return {**reply, "eager_workflow_task": leased} if eager_workflow_task else reply
 
-    known = await core.storage.get_activity_task(task_id) if isinstance(task_id, str) else None
-    return await core.run_serial(known.run_id if known is not None else None, once)
+    return await _reported(core, task_id, once)
 
 
 async def heartbeat(
@@ -588,14 +646,19 @@ async def _eager_workflow(
 async def _record_outcome(
     core: Core,
     m: Mutation,
+    run: RunRow,
     task: ActivityTaskRow,
     attempt_id: str,
     kind: str,
     fingerprint: str,
     next_task: str | None,
+    leased: WorkflowTaskRow | None,
 ) -> dict[str, Any]:
     """Close the task with its reply stored beside it, so a retried identical report gets the
-    same answer (completions and failures are idempotent per attempt), and apply ``m``."""
+    same answer (completions and failures are idempotent per attempt), and apply ``m``.
+
+    A workflow task ``m`` leases eagerly is remembered with the run as ``m`` leaves it, for
+    its task dict and its completion (``engine._rowcache``)."""
     reply = {
         "task_id": task.task_id,
         "activity_attempt_id": attempt_id,
@@ -611,5 +674,10 @@ async def _record_outcome(
             {"status": kind, "outcome": {"kind": kind, "fingerprint": fingerprint, "reply": reply}},
         )
     )
-    await core.storage.apply(m)
+    events = await core.storage.apply(m)
+    core.history.add(run.run_id, events)
+    if leased is not None:
+        after = run_after(run, m, events)
+        if after is not None:
+            core.recent.put_workflow_task(leased, after)
     return reply

@@ -39,6 +39,7 @@ from durable_workflow_server.storage import (
 )
 
 TIMER_KINDS = frozenset({"child_closed", "child_retry", "parent_close"})
+_CHILD_SCHEDULED = frozenset({Event.CHILD_WORKFLOW_SCHEDULED})
 PARENT_CLOSE_POLICIES = {
     "abandon": "abandon",
     "terminate": "terminate",
@@ -230,6 +231,10 @@ async def on_run_closed(
             )
         )
         m.wakes.append(Wake(("timers",)))
+    # Every child link is inserted with its ChildWorkflowScheduled event: a run whose history
+    # (as this node holds it, ``engine._history_cache``) has none has no children to read.
+    if core.history.never_recorded(run.run_id, run.last_history_sequence, _CHILD_SCHEDULED):
+        return
     for child in await core.storage.open_children(run.run_id):
         if child.parent_close_policy == "abandon":
             continue

@@ -395,7 +395,13 @@ async def await_run_result(
     # With the run named, its counter is noted before the lookup, so the run read there is
     # already fresh enough for the first check (no second read of the same row).
     early = core.notifier.mark(("run_closed", run_id)) if isinstance(run_id, str) else None
-    _, run = await _resolve_run(core, ns, workflow_id, run_id)
+    # A named run of this workflow and namespace needs no workflow row; anything else takes
+    # the full lookup, which also picks the right "not found".
+    named = await core.storage.get_run(run_id) if isinstance(run_id, str) else None
+    if named is not None and named.workflow_id == workflow_id and named.namespace == ns:
+        run = named
+    else:
+        _, run = await _resolve_run(core, ns, workflow_id, run_id)
     # Bounded like a poll: a caller wanting longer simply asks again.
     wait = hold_seconds(wait_seconds, "wait_seconds", 0.0, core.settings.poll_timeout_max)
     loop = asyncio.get_running_loop()
@@ -406,7 +412,8 @@ async def await_run_result(
             mark, early = early, None
         else:
             mark = core.notifier.mark(key)
-            latest = await core.storage.get_run(run.run_id)
+            # A run this node closed needs no read: closed runs do not change.
+            latest = core.recent.closed_run(run.run_id) or await core.storage.get_run(run.run_id)
             assert latest is not None
             run = latest
         remaining = deadline - loop.time()

@@ -24,8 +24,10 @@ import orjson
 from durable_workflow.protocol import TERMINAL_RUN_STATUSES, RunStatus
 from durable_workflow_server.engine._clock import Clock
 from durable_workflow_server.engine._errors import EngineError
+from durable_workflow_server.engine._history_cache import HistoryCache
 from durable_workflow_server.engine._ids import new_id
 from durable_workflow_server.engine._notify import Notifier
+from durable_workflow_server.engine._rowcache import RecentRows, WorkerCache
 from durable_workflow_server.engine._settings import EngineSettings
 from durable_workflow_server.engine._time import iso
 from durable_workflow_server.storage import (
@@ -44,6 +46,7 @@ from durable_workflow_server.storage import (
     StorageUnavailable,
     TimerRow,
     Wake,
+    WorkerRow,
     WorkflowTaskRow,
 )
 
@@ -96,6 +99,29 @@ class Core:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     #: run id -> (lock, users): serialises this node's writers of one run (see run_serial).
     run_locks: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
+    #: worker registrations read lately (engine._rowcache: bounded staleness, local invalidation).
+    workers: WorkerCache = field(init=False)
+    #: rows an eager lease produced, taken once by the report that ends the task (engine._rowcache).
+    recent: RecentRows = field(default_factory=RecentRows)
+    #: history prefixes read or written lately (engine._history_cache: immutable events).
+    history: HistoryCache = field(default_factory=HistoryCache)
+
+    def __post_init__(self) -> None:
+        self.workers = WorkerCache(self.settings.worker_cache_seconds)
+
+    async def get_worker(self, namespace: str, worker_id: str) -> WorkerRow | None:
+        """A worker registration at most ``settings.worker_cache_seconds`` old (see _rowcache).
+
+        For decisions that tolerate that staleness only (eager leases, poll preconditions).
+        """
+        now = self.now()
+        cached = self.workers.get(namespace, worker_id, now)
+        if cached is not None:
+            return cached
+        row = await self.storage.get_worker(namespace, worker_id)
+        if row is not None:
+            self.workers.put(row, now)
+        return row
 
     def now(self) -> float:
         """The clock's time."""
@@ -259,9 +285,11 @@ async def wake_workflow(
     If no task is open a ready one is created (returned id). A ready task will deliver the
     new events anyway. A leased task may have been given history without them, so the run
     remembers ``wake_pending`` and the task's completion creates the next task.
-    The caller's mutation must pin the run version, which makes the read of the open task safe.
+    The caller's mutation must pin the run version, which makes the read of the open task safe
+    (and lets this node skip it when it knows the run had none at that version).
     """
-    task = await core.storage.open_workflow_task(run.run_id)
+    free = core.recent.task_free(run.run_id, run.version)
+    task = None if free else await core.storage.open_workflow_task(run.run_id)
     if task is None:
         created = new_workflow_task(run, now, resume)
         m.ops.append(Insert(created))

@@ -12,6 +12,7 @@ from typing import Any
 
 from durable_workflow.protocol import RunStatus
 from durable_workflow_server.engine._core import Core, is_closed
+from durable_workflow_server.engine._workers import worker_row
 from durable_workflow_server.storage import (
     ActivityRow,
     ActivityTaskRow,
@@ -25,15 +26,21 @@ from durable_workflow_server.storage import (
 
 
 async def eligible_worker(core: Core, ns: str, worker_id: Any) -> WorkerRow | None:
-    """The worker's registration when it is active and fresh (else no eager lease)."""
+    """The worker's registration when it is active and fresh (else no eager lease).
+
+    Read through the node's worker cache (``engine._rowcache``): a registration changed
+    through another node is seen within ``EngineSettings.worker_cache_seconds``.
+    """
     if not isinstance(worker_id, str) or not worker_id:
         return None
-    worker = await core.storage.get_worker(ns, worker_id)
-    if worker is None or worker.status != "active":
-        return None
-    if core.now() - worker.last_heartbeat_at > core.settings.worker_stale_after_seconds:
-        return None
-    return worker
+
+    def usable(row: WorkerRow) -> bool:
+        return row.status == "active" and (
+            core.now() - row.last_heartbeat_at <= core.settings.worker_stale_after_seconds
+        )
+
+    worker = await worker_row(core, ns, worker_id, usable)
+    return worker if worker is not None and usable(worker) else None
 
 
 def scheduled_activities(
@@ -120,4 +127,3 @@ def lease_workflow_task(
         )
     )
     return leased
-

@@ -60,6 +60,7 @@ class Engine(WorkerPlane, ControlPlane, MessagesPlane, SearchAttributesPlane):
     # --- lifecycle ------------------------------------------------------------------------
 
     def _on_wake(self, wake: Wake) -> None:
+        self._core.recent.on_wake(wake)
         self._core.notifier.notify(wake.key, wake.detail)
 
     async def start(self, *, background: bool = True) -> None:

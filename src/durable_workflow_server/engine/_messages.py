@@ -46,6 +46,7 @@ CONDITION_TIMER = "condition_timeout"
 OPEN_UPDATE_STATUSES = ("requested", "accepted", "running")
 SETTLED = ("completed", "failed", "rejected")
 _MAX_NAME_BYTES = 256
+_WAIT_OPENED = frozenset({Event.CONDITION_WAIT_OPENED})
 
 
 def message_id(workflow_id: str, kind: str, key: str) -> str:
@@ -123,9 +124,35 @@ def _satisfy(run: RunRow, wait: MessageRow, m: Mutation, now: float, task_id: st
         )
 
 
-async def satisfy_open_waits(core: Core, run: RunRow, m: Mutation, now: float, task_id: str | None) -> None:
-    """Record ``ConditionWaitSatisfied`` (and cancel the timer) of every open wait of the run."""
-    for wait in await core.storage.open_messages(run.run_id):
+class Reads:
+    """The run's open messages, read at most once per workflow-task report.
+
+    The report's hooks run before its one write, so a second read would return the same rows;
+    the write is fenced by the run version, which every change of these rows moves.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, list[MessageRow]] = {}
+
+    async def open_messages(self, core: Core, run_id: str) -> list[MessageRow]:
+        """``Storage.open_messages(run_id)``, read on first use."""
+        rows = self._open.get(run_id)
+        if rows is None:
+            rows = self._open[run_id] = await core.storage.open_messages(run_id)
+        return rows
+
+
+async def satisfy_open_waits(
+    core: Core, run: RunRow, m: Mutation, now: float, task_id: str | None, reads: Reads | None = None
+) -> None:
+    """Record ``ConditionWaitSatisfied`` (and cancel the timer) of every open wait of the run.
+
+    ``run`` is the row the caller's write is fenced on. A run whose history (as this node
+    holds it, ``engine._history_cache``) never opened a wait has none: no read.
+    """
+    if core.history.never_recorded(run.run_id, run.last_history_sequence, _WAIT_OPENED):
+        return
+    for wait in await (reads or Reads()).open_messages(core, run.run_id):
         if wait.kind == "condition_wait":
             _satisfy(run, wait, m, now, task_id)
 
@@ -316,12 +343,18 @@ async def _task_update(core: Core, task: WorkflowTaskRow) -> MessageRow | None:
 
 
 async def before_commands(
-    core: Core, run: RunRow, task: WorkflowTaskRow, commands: list[dict[str, Any]], m: Mutation, now: float
+    core: Core,
+    run: RunRow,
+    task: WorkflowTaskRow,
+    commands: list[dict[str, Any]],
+    m: Mutation,
+    now: float,
+    reads: Reads | None = None,
 ) -> None:
     """Bookkeeping ahead of the commands' own events (see the module notes)."""
     update = await _task_update(core, task)
     if update is None:
-        await satisfy_open_waits(core, run, m, now, task.task_id)
+        await satisfy_open_waits(core, run, m, now, task.task_id, reads)
         return
     if update.status != "requested":
         return
@@ -462,6 +495,7 @@ async def follow_up_resume(
     task: WorkflowTaskRow,
     commands: list[dict[str, Any]] | None,
     m: Mutation,
+    reads: Reads | None = None,
 ) -> dict[str, Any] | None:
     """The resume of the task that must follow this one, when messages need one.
 
@@ -475,7 +509,7 @@ async def follow_up_resume(
     ended = commands is not None and any(
         c.get("type") in (Command.COMPLETE_UPDATE, Command.FAIL_UPDATE) for c in commands
     )
-    updates = [u for u in await core.storage.open_messages(run.run_id) if u.kind == "update"]
+    updates = [u for u in await (reads or Reads()).open_messages(core, run.run_id) if u.kind == "update"]
     for status in ("requested", "accepted"):  # not delivered yet (or not answered yet)
         for update in updates:
             if update.status == status and (current is None or update.message_id != current.message_id):

@@ -24,6 +24,9 @@ class EngineSettings:
         timer_batch: due timers handled per pass of the background loop.
         timer_poll_seconds: longest sleep of the background loop.
         history_wait_seconds: hold of ``run_history(wait_new_event=True)``.
+        worker_cache_seconds: how long this node trusts a worker registration it read for
+            eager leases and poll checks (0: always read); changes made through this node
+            are seen at once, changes made through another node within this bound.
     """
 
     workflow_task_lease_seconds: float = 60.0
@@ -40,3 +43,4 @@ class EngineSettings:
     timer_batch: int = 200
     timer_poll_seconds: float = 1.0
     history_wait_seconds: float = 30.0
+    worker_cache_seconds: float = 2.0

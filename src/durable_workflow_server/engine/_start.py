@@ -7,7 +7,9 @@ request says ``id_reuse_policy: "allow_duplicate"``, which starts run ``run_numb
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -29,6 +31,7 @@ from durable_workflow_server.engine._search_index import index_search_attributes
 from durable_workflow_server.engine._time import iso
 from durable_workflow_server.engine._workflow_tasks import eager_task_dict
 from durable_workflow_server.storage import (
+    EventRow,
     Insert,
     Mutation,
     Patch,
@@ -167,11 +170,20 @@ async def start_workflow(core: Core, ns: str, body: dict[str, Any]) -> dict[str,
     reply = await core.retrying(lambda: _start_once(core, ns, req))
     if not req["eager"]:
         return reply
-    leased = reply.pop("_eager_task", None)
+    eager: _EagerLease | None = reply.pop("_eager_task", None)
     reply["eager_workflow_task"] = (
-        await eager_task_dict(core, leased) if isinstance(leased, WorkflowTaskRow) else None
+        None if eager is None else await eager_task_dict(core, eager.task, write=(eager.m, eager.events))
     )
     return reply
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _EagerLease:
+    """The first workflow task a start leased, with the write that did it."""
+
+    task: WorkflowTaskRow
+    m: Mutation
+    events: Sequence[EventRow]
 
 
 async def _start_once(core: Core, ns: str, req: dict[str, Any]) -> dict[str, Any]:
@@ -303,9 +315,9 @@ async def _start_once(core: Core, ns: str, req: dict[str, Any]) -> dict[str, Any
     leased = None if worker is None else lease_workflow_task(core, m, run, task.task_id, worker, now)
     if leased is None:
         m.wakes.append(Wake(("workflow_task", ns, run.task_queue), run.workflow_type))
-    await core.storage.apply(m)
+    events = await core.storage.apply(m)
     reply = _start_reply(run, "started_new")
     if leased is not None:
         reply["status"] = RunStatus.RUNNING.value
-        reply["_eager_task"] = leased
+        reply["_eager_task"] = _EagerLease(leased, m, events)
     return reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from durable_workflow_server.engine._core import Core
@@ -109,6 +110,7 @@ async def register(core: Core, ns: str, body: dict[str, Any]) -> dict[str, Any]:
         details=details,
     )
     await core.retrying(lambda: core.storage.apply(Mutation(ops=[Put(row)])))
+    core.workers.forget(ns, worker_id)
     return {
         "worker_id": worker_id,
         "registered": True,
@@ -138,6 +140,7 @@ async def heartbeat(core: Core, ns: str, body: dict[str, Any]) -> dict[str, Any]
                 details[key] = body[key]
         fields["details"] = details
     await core.retrying(lambda: core.storage.apply(Mutation(ops=[Patch(WorkerRow, (ns, worker_id), fields)])))
+    core.workers.forget(ns, worker_id)
     return {
         "worker_id": worker_id,
         "acknowledged": True,
@@ -178,8 +181,26 @@ async def deregister(core: Core, ns: str, worker_id: str) -> dict[str, Any]:
         await core.storage.apply(m)
         return len(leased)
 
-    count = await core.retrying(attempt)
+    try:
+        count = await core.retrying(attempt)
+    finally:
+        core.workers.forget(ns, worker_id)
     return {"worker_id": worker_id, "outcome": "deregistered", "recovered_workflow_task_count": count}
+
+
+async def worker_row(
+    core: Core, ns: str, worker_id: str, usable: Callable[[WorkerRow], bool]
+) -> WorkerRow | None:
+    """The registration through this node's short-lived cache (``Core.get_worker``).
+
+    A cached row that ``usable`` refuses is read again from storage before anyone relies on
+    the refusal: the cache may only ever delay what another node changed, never invent a "no".
+    """
+    worker = await core.get_worker(ns, worker_id)
+    if worker is not None and usable(worker):
+        return worker
+    core.workers.forget(ns, worker_id)
+    return await core.get_worker(ns, worker_id)
 
 
 async def require_poller(
@@ -195,7 +216,15 @@ async def require_poller(
         errors["build_id"] = ["must be a string"]
     if errors:
         raise invalid(errors)
-    worker = await core.storage.get_worker(ns, worker_id)
+
+    def usable(row: WorkerRow) -> bool:
+        return (
+            row.status == "active"
+            and row.task_queue == task_queue
+            and (build_id is None or row.build_id is None or build_id == row.build_id)
+        )
+
+    worker = await worker_row(core, ns, worker_id, usable)
     if worker is None or worker.status != "active":
         raise EngineError(
             "precondition",

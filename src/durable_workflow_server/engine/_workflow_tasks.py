@@ -11,7 +11,8 @@ import asyncio
 import base64
 import binascii
 import dataclasses
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from durable_workflow.protocol import RunStatus
 from durable_workflow_server.engine import _activity_tasks, _commands, _messages
@@ -29,13 +30,23 @@ from durable_workflow_server.engine._eager import eligible_worker
 from durable_workflow_server.engine._errors import EngineError, invalid
 from durable_workflow_server.engine._limits import INT64_MAX
 from durable_workflow_server.engine._payloads import envelope
+from durable_workflow_server.engine._rowcache import (
+    cached_then_fresh,
+    inserted_run,
+    predicted_events,
+    run_after,
+)
 from durable_workflow_server.engine._time import iso
 from durable_workflow_server.engine._workers import require_poller
 from durable_workflow_server.storage import (
+    ActivityRow,
+    ActivityTaskRow,
+    EventRow,
     Inc,
     Insert,
     Mutation,
     Patch,
+    PatchWhere,
     PreconditionFailed,
     RunRow,
     RunVersion,
@@ -43,6 +54,8 @@ from durable_workflow_server.storage import (
     WorkflowTaskRow,
     WorkflowTaskState,
 )
+
+T = TypeVar("T")
 
 #: A task failure of this type means "nothing new to do": the task ends without a failure.
 WAITING_FOR_HISTORY = "WorkflowTaskWaitingForHistory"
@@ -82,7 +95,10 @@ async def _history_page(
     core: Core, run_id: str, after: int, cap: int, size: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     limit = max(0, min(size, cap - after))
-    events = await core.storage.history(run_id, after=after, limit=limit) if limit else []
+    events = core.history.page(run_id, after, limit) if limit else []
+    if events is None:
+        events = await core.storage.history(run_id, after=after, limit=limit)
+        core.history.add(run_id, events)
     last = events[-1].sequence if events else after
     token = encode_token(last) if last < cap else None
     return [wire_event(e) for e in events], token
@@ -218,7 +234,9 @@ async def poll(
             task = claimed[0]
             try:
                 run = _run_after_lease(leased_runs.pop(task.task_id, None))
-                if run is None:
+                if run is not None:
+                    core.recent.put_workflow_task(task, run)
+                else:
                     run = await core.storage.get_run(task.run_id)
                 assert run is not None
                 body = await _task_dict(core, task, run, page_size)
@@ -264,14 +282,21 @@ async def release(core: Core, task: WorkflowTaskRow) -> None:
 
 
 async def _guard(
-    core: Core, ns: str, task_id: str, lease_owner: str, attempt: int, task: WorkflowTaskRow | None = None
+    core: Core,
+    ns: str,
+    task_id: str,
+    lease_owner: str,
+    attempt: int,
+    task: WorkflowTaskRow | None = None,
+    run: RunRow | None = None,
 ) -> tuple[WorkflowTaskRow, RunRow]:
-    """The §4.2 checks, in order; returns the task and its run (``task``: already read)."""
+    """The §4.2 checks, in order; returns the task and its run (``task``, ``run``: already known)."""
     if task is None and isinstance(task_id, str):
         task = await core.storage.get_workflow_task(task_id)
     if task is None or task.namespace != ns:
         raise EngineError("not_found", "task_not_found", "Workflow task not found.", task_id=task_id)
-    run = await core.storage.get_run(task.run_id)
+    if run is None or run.run_id != task.run_id:
+        run = await core.storage.get_run(task.run_id)
     if run is None:
         raise EngineError("not_found", "task_not_found", "Workflow task not found.", task_id=task_id)
     if is_closed(run):
@@ -418,13 +443,15 @@ async def complete(
     """Validate and apply the commands in one transaction (§4.5)."""
     fingerprint = digest(commands)
 
-    async def once() -> dict[str, Any]:
-        task = await core.storage.get_workflow_task(task_id) if isinstance(task_id, str) else None
+    async def attempt_on(known: tuple[WorkflowTaskRow, RunRow] | None) -> dict[str, Any]:
+        task, run = known if known is not None else (None, None)
+        if task is None:
+            task = await core.storage.get_workflow_task(task_id) if isinstance(task_id, str) else None
         if task is not None and task.namespace == ns:
             replay = _replayed(task, "completed", lease_owner, attempt, fingerprint)
             if replay is not None:
                 return replay if eager_activity_slots is None else {**replay, "eager_activity_tasks": []}
-        task, run = await _guard(core, ns, task_id, lease_owner, attempt, task)
+        task, run = await _guard(core, ns, task_id, lease_owner, attempt, task, run)
         plan = _commands.validate(commands, run)
         now = core.now()
         m = Mutation(
@@ -434,10 +461,12 @@ async def complete(
             ]
         )
         after = Mutation()
-        await _messages.before_commands(core, run, task, plan.commands, m, now)
+        # One read of the run's open messages serves both hooks (nothing is written between).
+        reads = _messages.Reads()
+        await _messages.before_commands(core, run, task, plan.commands, m, now, reads)
         status, created = await _commands.apply(core, run, task, plan, m, now)
         if status not in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
-            force = await _messages.follow_up_resume(core, run, task, plan.commands, m)
+            force = await _messages.follow_up_resume(core, run, task, plan.commands, m, reads)
             follow = _follow_up(core, run, after, now, force)
             if follow is not None:
                 created.append(follow)
@@ -469,21 +498,106 @@ async def complete(
             )
         )
         m.extend(after)
-        eager: list[dict[str, Any]] = []
+        eager: list[tuple[dict[str, Any], ActivityTaskRow, ActivityRow]] = []
         closing = status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
         if eager_activity_slots and not closing:
             worker = await eligible_worker(core, ns, lease_owner)
             if worker is not None:
                 eager = _activity_tasks.lease_eagerly(core, m, worker, eager_activity_slots, now)
-        await core.storage.apply(m)
-        return reply if eager_activity_slots is None else {**reply, "eager_activity_tasks": eager}
+        events = await _apply_closing(core, run, m) if closing else await core.storage.apply(m)
+        written = run_after(run, m, events)
+        _remember_completion(core, task_id, m, events, written, closing)
+        if eager:
+            _activity_tasks.remember_leased(core, eager, written)
+        if eager_activity_slots is None:
+            return reply
+        return {**reply, "eager_activity_tasks": [body for body, _, _ in eager]}
+
+    return await _reported(core, task_id, attempt_on)
+
+
+async def _apply_closing(core: Core, run: RunRow, m: Mutation) -> list[EventRow]:
+    """Apply a completion that closes the run, announcing the closed row to this node's
+    result waiters (``RecentRows.expect_close``), so they need not read it."""
+    closed = run_after(run, m, predicted_events(run, m))
+    wake = next((w for w in m.wakes if w.key == ("run_closed", run.run_id)), None)
+    if closed is None or wake is None or not is_closed(closed):
+        return await core.storage.apply(m)
+    core.recent.expect_close(wake, closed)
+    try:
+        return await core.storage.apply(m)
+    except BaseException:
+        core.recent.close_failed(run.run_id, wake)
+        raise
+
+
+def _remember_completion(
+    core: Core, task_id: str, m: Mutation, events: list[EventRow], run: RunRow | None, closing: bool
+) -> None:
+    """Keep what a committed completion tells about its run (``engine._rowcache``,
+    ``engine._history_cache``): the history it appended, the closed run, or that no workflow
+    task is open after it (the completed one was the run's only one)."""
+    if run is None:
+        return
+    if closing:
+        core.history.drop(run.run_id)
+        if is_closed(run):
+            core.recent.note_closed(run)
+        return
+    core.history.add(run.run_id, events)
+    for op in m.ops:
+        if isinstance(op, Insert) and isinstance(op.row, WorkflowTaskRow) and op.row.run_id == run.run_id:
+            return
+        if (
+            isinstance(op, Patch | PatchWhere)
+            and op.table is WorkflowTaskRow
+            and (not isinstance(op, Patch) or op.key != (task_id,))
+        ):
+            return
+    core.recent.note_task_free(run.run_id, run.version)
+
+
+async def _reported(
+    core: Core, task_id: str, attempt: Callable[[tuple[WorkflowTaskRow, RunRow] | None], Awaitable[T]]
+) -> T:
+    """Run a report's attempts until one is not fenced off (``Core.retrying``).
+
+    The first attempt starts from the rows this node's lease of the task remembered, if any;
+    they may be stale, so a refusal decided on them is decided again on fresh reads
+    (``cached_then_fresh``) and the fenced write catches the rest. Later attempts read storage.
+    """
+    pending = [core.recent.take_workflow_task(task_id)]
+
+    async def once() -> T:
+        return await cached_then_fresh(pending.pop() if pending else None, attempt)
 
     return await core.retrying(once)
 
 
-async def eager_task_dict(core: Core, task: WorkflowTaskRow) -> dict[str, Any] | None:
-    """The poll's task dict for a workflow task leased eagerly (None if its run closed meanwhile)."""
-    run = await core.storage.get_run(task.run_id)
+async def eager_task_dict(
+    core: Core, task: WorkflowTaskRow, *, write: tuple[Mutation, Sequence[EventRow]] | None = None
+) -> dict[str, Any] | None:
+    """The poll's task dict for a workflow task leased eagerly (None if its run closed meanwhile).
+
+    Call it once the lease is committed. The run comes from what this node remembered of that
+    write (``engine._rowcache``) or is read, and is then remembered for the task's completion.
+
+    Args:
+        write: the committed mutation that inserted the run and leased the task (a start),
+            with the events ``apply`` returned: then neither the run nor its history is read.
+    """
+    if write is not None:
+        inserted = inserted_run(write[0], task.run_id, write[1])
+        if inserted is not None:
+            core.history.add(task.run_id, write[1])
+            core.recent.put_workflow_task(task, inserted)
+    known = core.recent.peek_workflow_task(task.task_id)
+    if known is not None and known[0].attempt == task.attempt:
+        run: RunRow | None = known[1]
+    else:
+        run = await core.storage.get_run(task.run_id)
+        if run is not None and not is_closed(run):
+            core.recent.put_workflow_task(task, run)
     if run is None or is_closed(run):
         return None
     return await _task_dict(core, task, run, core.settings.history_page_size_default)
@@ -508,13 +622,15 @@ async def fail(
         raise invalid({"failure.type": ["must be a string"]})
     fingerprint = digest(failure)
 
-    async def once() -> dict[str, Any]:
-        task = await core.storage.get_workflow_task(task_id) if isinstance(task_id, str) else None
+    async def attempt_on(known: tuple[WorkflowTaskRow, RunRow] | None) -> dict[str, Any]:
+        task, run = known if known is not None else (None, None)
+        if task is None:
+            task = await core.storage.get_workflow_task(task_id) if isinstance(task_id, str) else None
         if task is not None and task.namespace == ns:
             replay = _replayed(task, "failed", lease_owner, attempt, fingerprint)
             if replay is not None:
                 return replay
-        task, run = await _guard(core, ns, task_id, lease_owner, attempt, task)
+        task, run = await _guard(core, ns, task_id, lease_owner, attempt, task, run)
         now = core.now()
         m = Mutation(
             preconditions=[
@@ -526,7 +642,7 @@ async def fail(
         fields: dict[str, Any]
         if ftype == WAITING_FOR_HISTORY:
             fields = {"status": "released", "lease_expires_at": None}
-            force = await _messages.follow_up_resume(core, run, task, None, m)
+            force = await _messages.follow_up_resume(core, run, task, None, m, _messages.Reads())
             next_task = _follow_up(core, run, after, now, force)
             m.ops.append(Patch(RunRow, (run.run_id,), {"status": RunStatus.WAITING}))
         else:
@@ -576,4 +692,4 @@ async def fail(
         await core.storage.apply(m)
         return reply
 
-    return await core.retrying(once)
+    return await _reported(core, task_id, attempt_on)
