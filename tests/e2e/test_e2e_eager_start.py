@@ -3,14 +3,12 @@ run's first workflow task to that worker in the start reply, with no poll in bet
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from e2e_support import unique
+from e2e_support import Recording, unique
 from server_process import DwServer
 
 from durable_workflow import Client, Worker, activity, workflow
-from durable_workflow.client import AiohttpTransport, Response
 
 
 @activity.defn(name="eager-start.echo")
@@ -22,34 +20,6 @@ def echo(value: str) -> str:
 class Flow:
     def run(self, ctx: Any, value: str) -> Any:
         return (yield ctx.schedule_activity("eager-start.echo", [value]))
-
-
-class Recording(AiohttpTransport):
-    """The real transport, noting each request body and answer."""
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__(base_url)
-        self.calls: list[tuple[str, str, Any, Response]] = []
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Response:
-        answer = await super().request(
-            method, path, json=json, params=params, headers=headers, timeout=timeout
-        )
-        self.calls.append((method, path, json, answer))
-        return answer
-
-    def bodies(self, method: str, path: str) -> list[tuple[Any, Any]]:
-        """Request and decoded answer bodies of the calls to ``path``."""
-        return [(sent, answer.json()) for m, p, sent, answer in self.calls if (m, p) == (method, path)]
 
 
 async def test_the_local_worker_gets_the_first_task_without_a_poll(server: DwServer) -> None:

@@ -1,4 +1,5 @@
-"""Eager workflow start over HTTP: only a caller that may use the worker plane gets a lease."""
+"""Our start extensions over HTTP: eager workflow start (only a caller that may use the worker
+plane gets a lease) and waiting for the result."""
 
 from __future__ import annotations
 
@@ -72,3 +73,26 @@ async def test_a_bad_eager_worker_id_is_422(http: aiohttp.ClientSession, server_
     )
     assert reply.status == 422 and reply.reason == "validation_failed"
     assert "eager_worker_id" in reply.body["errors"]
+
+
+async def test_wait_for_result_is_bounded_and_answers_the_result_body(
+    http: aiohttp.ClientSession, server_url: str
+) -> None:
+    too_long = await send(
+        http,
+        "POST",
+        f"{server_url}/api/workflows",
+        json={"workflow_type": "t", "workflow_id": unique("wf"), "wait_for_result_seconds": 61},
+        headers=CONTROL_HEADERS,
+    )
+    assert too_long.status == 422 and "wait_for_result_seconds" in too_long.body["errors"]
+    no_wait = await send(
+        http,
+        "POST",
+        f"{server_url}/api/workflows",
+        json={"workflow_type": "t", "workflow_id": unique("wf"), "wait_for_result_seconds": 0},
+        headers=CONTROL_HEADERS,
+    )
+    assert no_wait.status == 201
+    assert no_wait.body["result"]["is_terminal"] is False
+    assert no_wait.body["result"]["run_id"] == no_wait.body["run_id"]

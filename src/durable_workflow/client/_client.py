@@ -8,6 +8,7 @@ injected) and closes it on :meth:`Client.close` or when its ``async with`` block
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from durable_workflow import serializer
 from durable_workflow.client import _search
 from durable_workflow.client._eager import EagerStarts
 from durable_workflow.client._export import export_document, write_export
-from durable_workflow.client._handle import WorkflowHandle
+from durable_workflow.client._handle import RESULT_HTTP_MARGIN_SECONDS, RESULT_WAIT_SECONDS, WorkflowHandle
 from durable_workflow.client._http import HttpApi
 from durable_workflow.client._transport import AiohttpTransport, Transport
 from durable_workflow.client._types import WorkflowDescription, WorkflowListPage, WorkflowSummary
@@ -184,30 +185,92 @@ class Client:
             errors.ValidationFailed: a field was refused.
             TypeError: ``input`` is a string rather than a list of arguments.
         """
-        if isinstance(input, str | bytes):
-            # A bare string would otherwise be sent as a list of its characters.
-            raise TypeError("input is the list of positional arguments, e.g. input=['Ada']")
-        type_name = workflow_type_name(workflow_type)
-        body: dict[str, Any] = {
-            "workflow_type": type_name,
-            "workflow_id": workflow_id,
-            "task_queue": task_queue,
-            "input": serializer.envelope(list(input)),
-        }
-        optional = {
-            "execution_timeout_seconds": execution_timeout_seconds,
-            "run_timeout_seconds": run_timeout_seconds,
-            "search_attributes": search_attributes,
-            "memo": memo,
-            "business_key": business_key,
-            "duplicate_policy": duplicate_policy,
-        }
-        body.update({k: v for k, v in optional.items() if v is not None})
+        body = _start_body(
+            workflow_type,
+            workflow_id,
+            task_queue,
+            input,
+            execution_timeout_seconds=execution_timeout_seconds,
+            run_timeout_seconds=run_timeout_seconds,
+            search_attributes=search_attributes,
+            memo=memo,
+            business_key=business_key,
+            duplicate_policy=duplicate_policy,
+        )
+        handle, _ = await self._start(body, wait_for_result=None)
+        return handle
+
+    async def execute_workflow(
+        self,
+        *,
+        workflow_type: str | type,
+        workflow_id: str,
+        task_queue: str,
+        input: Sequence[Any] = (),
+        timeout: float | None = None,
+        execution_timeout_seconds: int | None = None,
+        run_timeout_seconds: int | None = None,
+        search_attributes: dict[str, Any] | None = None,
+        memo: dict[str, Any] | None = None,
+        business_key: str | None = None,
+        duplicate_policy: DuplicatePolicy | None = None,
+    ) -> Any:
+        """Start a workflow run and wait for its result.
+
+        The same as :meth:`start_workflow` followed by ``result(timeout)``, in one request when
+        the run closes within the server's wait (up to 30 s; our extension
+        ``wait_for_result_seconds``, see docs/protocol-decisions.md); a longer run is then
+        waited for with the result long poll. When a worker on this client takes the first
+        task from the start (eager start), the result is waited for with the long poll.
+
+        Args:
+            timeout: seconds to wait for the result in total; None waits as long as it takes.
+            (the rest): as for :meth:`start_workflow`.
+
+        Returns:
+            The workflow's return value.
+
+        Raises:
+            TimeoutError: ``timeout`` passed first; the run goes on.
+            errors.WorkflowAlreadyStarted, errors.ValidationFailed, TypeError: as for
+                :meth:`start_workflow`.
+            errors.WorkflowFailedError, errors.WorkflowCancelledError,
+                errors.WorkflowTerminatedError, errors.WorkflowTimedOutError: as for ``result()``.
+        """
+        body = _start_body(
+            workflow_type,
+            workflow_id,
+            task_queue,
+            input,
+            execution_timeout_seconds=execution_timeout_seconds,
+            run_timeout_seconds=run_timeout_seconds,
+            search_attributes=search_attributes,
+            memo=memo,
+            business_key=business_key,
+            duplicate_policy=duplicate_policy,
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wait = RESULT_WAIT_SECONDS if timeout is None else max(0, min(RESULT_WAIT_SECONDS, int(timeout)))
+        handle, reply = await self._start(body, wait_for_result=wait)
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return await handle.result_after(reply.get("result"), remaining)
+
+    async def _start(
+        self, body: dict[str, Any], *, wait_for_result: int | None
+    ) -> tuple[WorkflowHandle, dict[str, Any]]:
+        """Send a start; return the handle and the reply body (empty when claimed after a retry)."""
+        workflow_id, type_name, task_queue = body["workflow_id"], body["workflow_type"], body["task_queue"]
+        timeout: float | None = None
         eager = await self._eager_starts.reserve(task_queue, type_name)
         if eager is not None:
-            body["eager_worker_id"] = eager.worker_id  # our extension: the first task comes back
+            # Our extension: the first task comes back in the reply. A reply held for the
+            # result would then wait on itself, so the result is waited for separately.
+            body = {**body, "eager_worker_id": eager.worker_id}
+        elif wait_for_result is not None:
+            body = {**body, "wait_for_result_seconds": wait_for_result}  # our extension
+            timeout = wait_for_result + RESULT_HTTP_MARGIN_SECONDS
         try:
-            answer = await self._api.exchange("POST", "/workflows", json=body)
+            answer = await self._api.exchange("POST", "/workflows", json=body, timeout=timeout)
         except BaseException:
             if eager is not None:
                 eager.take_eager(None, 1)
@@ -216,14 +279,15 @@ class Client:
             eager.take_eager([answer.body.get("eager_workflow_task")] if answer.ok else None, 1)
         if answer.ok:
             run_id = answer.body.get("run_id")
-            return WorkflowHandle(self._api, workflow_id, run_id if isinstance(run_id, str) else None)
+            handle = WorkflowHandle(self._api, workflow_id, run_id if isinstance(run_id, str) else None)
+            return handle, answer.body
         error = self._api.error_for(answer)
         if isinstance(error, WorkflowAlreadyStarted) and answer.attempts > 1:
             # The request was sent more than once: the 409 may answer our own first attempt,
             # whose reply was lost. Describe the run and claim it if it is the one we asked for.
             mine = await self._started_by_earlier_attempt(workflow_id, type_name, task_queue, body["input"])
             if mine is not None:
-                return mine
+                return mine, {}
         raise error
 
     async def _started_by_earlier_attempt(
@@ -384,3 +448,24 @@ class Client:
             if not page.next_page_token or page.next_page_token == token:
                 return
             token = page.next_page_token
+
+
+def _start_body(
+    workflow_type: str | type,
+    workflow_id: str,
+    task_queue: str,
+    input: Sequence[Any],
+    **optional: Any,
+) -> dict[str, Any]:
+    """The start request body; ``optional`` fields that are None are left out."""
+    if isinstance(input, str | bytes):
+        # A bare string would otherwise be sent as a list of its characters.
+        raise TypeError("input is the list of positional arguments, e.g. input=['Ada']")
+    body: dict[str, Any] = {
+        "workflow_type": workflow_type_name(workflow_type),
+        "workflow_id": workflow_id,
+        "task_queue": task_queue,
+        "input": serializer.envelope(list(input)),
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body

@@ -133,6 +133,25 @@ class WorkflowHandle:
         async with asyncio.timeout(timeout):
             return await self._wait_for_result(deadline)
 
+    async def result_after(self, answer: Any, timeout: float | None = None) -> Any:
+        """Like :meth:`result`, starting from a result-route ``answer`` already in hand.
+
+        :meth:`Client.execute_workflow` uses the ``result`` its start reply carried: a
+        terminal answer is returned (or raised) at once, anything else waits as usual.
+
+        Args:
+            answer: a body as the result route answers it, or None.
+            timeout: as for :meth:`result`.
+        """
+        if (
+            isinstance(answer, dict)
+            and answer.get("is_terminal")
+            and not answer.get("continued_to_run_id")
+            and self._run_id is not None
+        ):
+            return self._outcome(self._run_id, answer)
+        return await self.result(timeout)
+
     async def _wait_for_result(self, deadline: float | None) -> Any:
         run_id = await self._resolve_run_id()
         early_pause = _EARLY_ANSWER_FLOOR

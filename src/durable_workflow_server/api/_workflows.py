@@ -35,6 +35,8 @@ async def start(call: Call) -> Reply:
 
     ``eager_worker_id`` (our extension) asks for the run's first workflow task leased to that
     worker in the start's own write, returned as ``eager_workflow_task`` (or null).
+    ``wait_for_result_seconds`` (our extension, 0..60) holds the reply until the run closes or
+    the wait passes, and adds ``result``: the body the result route would answer.
     """
     body = call.body_object()
     fields = Fields(body)
@@ -48,6 +50,8 @@ async def start(call: Call) -> Reply:
     fields.integer("execution_timeout_seconds", maximum=MAX_DURATION_SECONDS)
     fields.integer("run_timeout_seconds", maximum=MAX_DURATION_SECONDS)
     eager_worker = fields.string("eager_worker_id")  # our extension ("Eager tasks")
+    # Our extension: hold the reply until the run closes, as the result route would.
+    wait = fields.integer("wait_for_result_seconds", minimum=0, maximum=RESULT_WAIT_MAX_SECONDS)
     if "input" in body and body["input"] is not None and not isinstance(body["input"], list | dict):
         fields.fail("input", "The input field must be an array of arguments or a payload envelope.")
     fields.done()
@@ -55,7 +59,13 @@ async def start(call: Call) -> Reply:
         # Only a caller that may use the worker plane may take a workflow task: start normally.
         body = {**body, "eager_worker_id": None}
     result = await call.engine.start_workflow(call.namespace, body)
-    return (201 if result.get("outcome") == "started_new" else 200), result
+    status = 201 if result.get("outcome") == "started_new" else 200
+    if wait is not None:
+        work = call.engine.await_run_result(
+            call.namespace, result["workflow_id"], result["run_id"], wait_seconds=wait
+        )
+        result["result"] = await unless_client_leaves(call.request, work)
+    return status, result
 
 
 async def list_workflows(call: Call) -> Reply:
