@@ -103,6 +103,9 @@ def from_sql(cls: type[R], record: sqlite3.Row) -> R:
     return cls(*values)
 
 
+_UPDATES: dict[tuple[Any, ...], str] = {}
+
+
 def insert_sql(cls: type[Row], replace: bool) -> str:
     """``INSERT [OR REPLACE]`` with named parameters for every column (memoised)."""
     sql = _INSERTS.get((cls.__table__, replace))
@@ -115,19 +118,41 @@ def insert_sql(cls: type[Row], replace: bool) -> str:
 
 
 def update_sql(cls: type[Row], fields: dict[str, Any], where: dict[str, Any]) -> tuple[str, list[Any]]:
-    """An UPDATE for ``fields`` (``Inc`` adds) on rows whose columns equal ``where``."""
+    """An UPDATE for ``fields`` (``Inc`` adds) on rows whose columns equal ``where``.
+
+    The SQL text depends only on the shape (columns, which values are ``Inc``, ``None`` or
+    ``AnyOf`` of which length), so it is memoised by shape; the parameters are built per call.
+    """
+    shape = (
+        cls.__table__,
+        tuple((name, isinstance(value, Inc)) for name, value in fields.items()),
+        tuple(
+            (name, -1 if value is None else len(value.values) if isinstance(value, AnyOf) else -2)
+            for name, value in where.items()
+        ),
+    )
+    sql = _UPDATES.get(shape)
+    if sql is None:
+        sql = _update_text(cls, fields, where)
+        _UPDATES[shape] = sql
+    params: list[Any] = []
+    for name, value in fields.items():
+        params.append(value.by if isinstance(value, Inc) else to_sql(cls, name, value))
+    for name, value in where.items():
+        if isinstance(value, AnyOf):
+            params.extend(to_sql(cls, name, one) for one in value.values)
+        elif value is not None:
+            params.append(to_sql(cls, name, value))
+    return sql, params
+
+
+def _update_text(cls: type[Row], fields: dict[str, Any], where: dict[str, Any]) -> str:
     known = set(columns(cls))
     sets: list[str] = []
-    params: list[Any] = []
     for name, value in fields.items():
         if name not in known:  # names come from engine code, never from requests; fail loudly
             raise ValueError(f"{cls.__table__} has no column {name!r}")
-        if isinstance(value, Inc):
-            sets.append(f"{name} = {name} + ?")
-            params.append(value.by)
-        else:
-            sets.append(f"{name} = ?")
-            params.append(to_sql(cls, name, value))
+        sets.append(f"{name} = {name} + ?" if isinstance(value, Inc) else f"{name} = ?")
     conds: list[str] = []
     for name, value in where.items():
         if name not in known:
@@ -136,8 +161,6 @@ def update_sql(cls: type[Row], fields: dict[str, Any], where: dict[str, Any]) ->
             conds.append(f"{name} IS NULL")
         elif isinstance(value, AnyOf):
             conds.append(f"{name} IN ({', '.join('?' * len(value.values))})" if value.values else "0")
-            params.extend(to_sql(cls, name, one) for one in value.values)
         else:
             conds.append(f"{name} = ?")
-            params.append(to_sql(cls, name, value))
-    return f"UPDATE {cls.__table__} SET {', '.join(sets)} WHERE {' AND '.join(conds)}", params
+    return f"UPDATE {cls.__table__} SET {', '.join(sets)} WHERE {' AND '.join(conds)}"

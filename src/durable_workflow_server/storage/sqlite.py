@@ -25,23 +25,13 @@ import orjson
 
 from durable_workflow_server.storage._interface import (
     ActivityClaimBuilder,
-    ActivityTaskState,
-    Insert,
     Mutation,
-    Patch,
-    PatchWhere,
-    PreconditionFailed,
-    Put,
     RunFilter,
-    RunVersion,
     Storage,
     StorageUnavailable,
-    TimerDue,
     Wake,
     WakeListener,
     WorkflowClaimBuilder,
-    WorkflowCurrentRun,
-    WorkflowTaskState,
 )
 from durable_workflow_server.storage._messages import MessageRow
 from durable_workflow_server.storage._rows import (
@@ -57,8 +47,9 @@ from durable_workflow_server.storage._rows import (
     WorkflowRow,
     WorkflowTaskRow,
 )
+from durable_workflow_server.storage._sqlite_apply import apply_mutation
 from durable_workflow_server.storage._sqlite_migrate import migrate
-from durable_workflow_server.storage._sqlite_sql import from_sql, insert_sql, queries, row_values, update_sql
+from durable_workflow_server.storage._sqlite_sql import from_sql, queries
 from durable_workflow_server.storage._sqlite_writer import SqliteWriter
 from durable_workflow_server.storage._visibility_sql import compile_expr
 
@@ -354,7 +345,7 @@ class SqliteStorage(Storage):
         q = self._q
 
         def job(conn: sqlite3.Connection) -> tuple[list[EventRow], list[Wake]]:
-            return _apply(conn, q, mutation), _wakes_of(mutation)
+            return apply_mutation(conn, q, mutation), _wakes_of(mutation)
 
         result: tuple[list[EventRow], list[Wake]] = await self._writer_or_fail().submit(
             job, lambda value: self._after_commit(value[1])
@@ -394,7 +385,7 @@ class SqliteStorage(Storage):
                 mutation = build(task, from_sql(RunRow, run_record))
                 if mutation is None:
                     continue
-                events = _apply(conn, q, mutation)
+                events = apply_mutation(conn, q, mutation)
                 fresh = conn.execute(q["get_workflow_task"], {"task_id": task.task_id}).fetchone()
                 return (from_sql(WorkflowTaskRow, fresh), events), _wakes_of(mutation)
             return None, []
@@ -435,7 +426,7 @@ class SqliteStorage(Storage):
                 mutation = build(task, from_sql(ActivityRow, act))
                 if mutation is None:
                     continue
-                events = _apply(conn, q, mutation)
+                events = apply_mutation(conn, q, mutation)
                 fresh = conn.execute(q["get_activity_task"], {"task_id": task.task_id}).fetchone()
                 return (from_sql(ActivityTaskRow, fresh), events), _wakes_of(mutation)
             return None, []
@@ -476,93 +467,3 @@ def _wakes_of(mutation: Mutation) -> list[Wake]:
     for run_id in dict.fromkeys(e.run_id for e in mutation.events):
         wakes.append(Wake(("run", run_id)))
     return wakes
-
-
-def _check(conn: sqlite3.Connection, q: dict[str, str], pre: object) -> bool:
-    if isinstance(pre, RunVersion):
-        cur = conn.execute(q["bump_run_version"], {"run_id": pre.run_id, "version": pre.version})
-        return cur.rowcount == 1
-    if isinstance(pre, TimerDue):
-        # The conditional UPDATE is what makes firing exactly-once across nodes.
-        cur = conn.execute(q["fire_timer"], {"timer_id": pre.timer_id, "now": pre.now})
-        return cur.rowcount == 1
-    if isinstance(pre, WorkflowTaskState):
-        rec = conn.execute(q["get_workflow_task"], {"task_id": pre.task_id}).fetchone()
-        return (
-            rec is not None
-            and rec["status"] == pre.status
-            and (pre.lease_owner is None or rec["lease_owner"] == pre.lease_owner)
-            and (pre.attempt is None or rec["attempt"] == pre.attempt)
-        )
-    if isinstance(pre, ActivityTaskState):
-        rec = conn.execute(q["get_activity_task"], {"task_id": pre.task_id}).fetchone()
-        return (
-            rec is not None
-            and rec["status"] == pre.status
-            and (pre.attempt_id is None or rec["attempt_id"] == pre.attempt_id)
-        )
-    if isinstance(pre, WorkflowCurrentRun):
-        rec = conn.execute(q["get_workflow"], {"workflow_id": pre.workflow_id}).fetchone()
-        return rec is not None and rec["current_run_id"] == pre.run_id
-    raise TypeError(f"unknown precondition {pre!r}")
-
-
-def _apply(conn: sqlite3.Connection, q: dict[str, str], mutation: Mutation) -> list[EventRow]:
-    """Run one mutation on the writer connection (inside the caller's savepoint)."""
-    for pre in mutation.preconditions:
-        if not _check(conn, q, pre):
-            raise PreconditionFailed(pre)
-    for op in mutation.ops:
-        if isinstance(op, Insert):
-            try:
-                conn.execute(insert_sql(type(op.row), False), row_values(op.row))
-            except sqlite3.IntegrityError as exc:
-                raise PreconditionFailed(("exists", type(op.row).__table__)) from exc
-        elif isinstance(op, Put):
-            conn.execute(insert_sql(type(op.row), True), row_values(op.row))
-        elif isinstance(op, Patch):
-            where = dict(zip(op.table.__key__, op.key, strict=True))
-            sql, params = update_sql(op.table, op.fields, where)
-            conn.execute(sql, params)
-        elif isinstance(op, PatchWhere):
-            sql, params = update_sql(op.table, op.fields, op.where)
-            conn.execute(sql, params)
-        else:  # pragma: no cover - the Operation union is closed
-            raise TypeError(f"unknown operation {op!r}")
-    stored: list[EventRow] = []
-    last: dict[str, int] = {}
-    for event in mutation.events:
-        last[event.run_id] = last.get(event.run_id, 0) + 1
-    for run_id, count in last.items():
-        # fetchall: step the UPDATE ... RETURNING to its end so the statement is reset.
-        recs = conn.execute(q["advance_run_sequence"], {"run_id": run_id, "count": count}).fetchall()
-        if not recs:
-            raise PreconditionFailed(("run_exists", run_id))
-        last[run_id] = int(recs[0][0]) - count
-    for event in mutation.events:
-        sequence = last[event.run_id] + 1
-        last[event.run_id] = sequence
-        conn.execute(
-            q["insert_event"],
-            {
-                "run_id": event.run_id,
-                "sequence": sequence,
-                "event_id": event.event_id,
-                "event_type": event.event_type,
-                "payload": orjson.dumps(event.payload).decode(),
-                "recorded_at": event.recorded_at,
-                "workflow_task_id": event.workflow_task_id,
-            },
-        )
-        stored.append(
-            EventRow(
-                event.run_id,
-                sequence,
-                event.event_id,
-                event.event_type,
-                event.payload,
-                event.recorded_at,
-                event.workflow_task_id,
-            )
-        )
-    return stored
