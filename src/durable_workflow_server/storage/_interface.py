@@ -94,6 +94,18 @@ class NewEvent:
     recorded_at: float
     workflow_task_id: str | None = None
 
+    def stored(self, sequence: int) -> EventRow:
+        """This event as stored at ``sequence``."""
+        return EventRow(
+            self.run_id,
+            sequence,
+            self.event_id,
+            self.event_type,
+            self.payload,
+            self.recorded_at,
+            self.workflow_task_id,
+        )
+
 
 # --- preconditions -----------------------------------------------------------------------
 

@@ -421,17 +421,7 @@ def stored_events(mutation: Mutation, compiled: Compiled, lasts: list[int]) -> l
     for event in mutation.events:
         remaining[event.run_id] -= 1
         sequence = int(lasts[compiled.slots[event.run_id] - 1]) - remaining[event.run_id]
-        stored.append(
-            EventRow(
-                event.run_id,
-                sequence,
-                event.event_id,
-                event.event_type,
-                event.payload,
-                event.recorded_at,
-                event.workflow_task_id,
-            )
-        )
+        stored.append(event.stored(sequence))
     return stored
 
 

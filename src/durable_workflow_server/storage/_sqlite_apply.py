@@ -111,17 +111,7 @@ def apply_mutation(conn: sqlite3.Connection, q: dict[str, str], mutation: Mutati
                 "workflow_task_id": event.workflow_task_id,
             },
         )
-        stored.append(
-            EventRow(
-                event.run_id,
-                sequence,
-                event.event_id,
-                event.event_type,
-                event.payload,
-                event.recorded_at,
-                event.workflow_task_id,
-            )
-        )
+        stored.append(event.stored(sequence))
     return stored
 
 
