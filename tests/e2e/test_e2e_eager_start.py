@@ -73,3 +73,22 @@ async def test_a_client_without_a_worker_starts_plainly(server: DwServer) -> Non
         assert await handle.result(timeout=30) == "x"
     [(sent, _)] = transport.bodies("POST", "/api/workflows")
     assert "eager_worker_id" not in sent
+
+
+async def test_a_worker_without_a_free_slot_is_not_offered(server: DwServer) -> None:
+    transport = Recording(server.url)
+    queue = unique("q")
+    async with Client(server.url, transport=transport) as client:
+        # One slot, held by the long poll itself: no slot to reserve for an eager start.
+        worker = Worker(
+            client, task_queue=queue, workflows=[Flow], activities=[echo], max_concurrent_workflow_tasks=1
+        )
+        async with worker:
+            handle = await client.start_workflow(
+                workflow_type=Flow, workflow_id=unique("busy"), task_queue=queue, input=["z"]
+            )
+            assert await handle.result(timeout=30) == "z"
+    [(sent, reply)] = transport.bodies("POST", "/api/workflows")
+    assert "eager_worker_id" not in sent and "eager_workflow_task" not in reply
+    polled = [reply["task"] for _, reply in transport.bodies("POST", "/api/worker/workflow-tasks/poll")]
+    assert any(task is not None for task in polled)
