@@ -18,6 +18,9 @@ Usage::
 
 ``--loop`` picks this process's event loop (client and worker): uvloop when it is installed
 (what a production worker would run), else asyncio. The servers always run their own.
+``--gc`` (default ``tuned``) calls ``durable_workflow.worker.tune_process_gc()`` in this process,
+as a long-running worker program would; ``default`` keeps CPython's collector settings. The
+server process always tunes its own (``durable_workflow_server._gc``).
 
 ``--nodes N`` starts N servers on the one ``--db`` (each on its own port) and spreads the
 workflow starts, result waits and workers over them round-robin: what N nodes behind a load
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from durable_workflow import Client, Worker, activity, workflow
+from durable_workflow.worker import tune_process_gc
 
 
 @activity.defn(name="bench.noop")
@@ -172,12 +176,21 @@ def main() -> None:
     parser.add_argument("--db", help="database of the server(s) this script starts (default: temp SQLite)")
     parser.add_argument("--nodes", type=int, default=1, help="servers to start on the one --db (default 1)")
     parser.add_argument(
+        "--gc",
+        choices=("tuned", "default"),
+        default="tuned",
+        help="this process's garbage collector: tune_process_gc() as a worker program would "
+        "(default), or CPython's defaults",
+    )
+    parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
         default="uvloop" if _has_uvloop() else "asyncio",
         help="event loop of this process (default: uvloop when installed)",
     )
     args = parser.parse_args()
+    if args.gc == "tuned":
+        tune_process_gc()
     if args.nodes > 1 and (args.url or not args.db):
         parser.error("--nodes needs --db (a database all nodes share) and no --url")
     procs: list[subprocess.Popen[bytes]] = []
@@ -191,7 +204,8 @@ def main() -> None:
                     urls.append(url)
             where = "external" if args.url else _shown_db(args.db) if args.db else "temp SQLite file"
             print(f"server {', '.join(urls)} ({where}), "
-                  f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, client loop {args.loop}")
+                  f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, client loop {args.loop}, "
+                  f"client gc {args.gc}")
             pids = [proc.pid for proc in procs]
             _run_loop(args.loop, _run(urls, args.count, args.concurrency, args.sequential, pids))
         finally:

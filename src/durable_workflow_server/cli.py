@@ -200,10 +200,12 @@ def start_server(settings: Settings) -> int:
     """
     import uvicorn
 
+    from durable_workflow_server._gc import tune_gc
     from durable_workflow_server._http_protocol import CoalescingHttpToolsProtocol
     from durable_workflow_server.app import create_app
 
     app = create_app(settings)
+    tune_gc()  # after the imports and the app: what exists now lives as long as the process
     try:
         sock = _bind(settings.host, settings.port)
     except OSError as exc:

@@ -50,7 +50,7 @@ def test_client_and_worker_exports() -> None:
         "WorkflowListPage",
         "WorkflowSummary",
     ]
-    assert durable_workflow.worker.__all__ == ["Worker"]
+    assert durable_workflow.worker.__all__ == ["Worker", "tune_process_gc"]
 
 
 def test_importing_the_package_loads_no_http_library_and_no_server() -> None:
