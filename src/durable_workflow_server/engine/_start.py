@@ -167,7 +167,10 @@ async def start_workflow(core: Core, ns: str, body: dict[str, Any]) -> dict[str,
     not take it (unknown, stale, other queue or types) or no new run started.
     """
     req = _validate_start(body)
-    reply = await core.retrying(lambda: _start_once(core, ns, req))
+    # The first attempt assumes the id is new and skips reading it: inserting the workflow row
+    # fails if it exists, and the retry then reads it and applies the duplicate and reuse rules.
+    attempts = iter((True,))
+    reply = await core.retrying(lambda: _start_once(core, ns, req, optimistic=next(attempts, False)))
     if not req["eager"]:
         return reply
     eager: _EagerLease | None = reply.pop("_eager_task", None)
@@ -186,9 +189,9 @@ class _EagerLease:
     events: Sequence[EventRow]
 
 
-async def _start_once(core: Core, ns: str, req: dict[str, Any]) -> dict[str, Any]:
+async def _start_once(core: Core, ns: str, req: dict[str, Any], *, optimistic: bool) -> dict[str, Any]:
     now = core.now()
-    wf = await core.storage.get_workflow(req["workflow_id"])
+    wf = None if optimistic else await core.storage.get_workflow(req["workflow_id"])
     m = Mutation()
     run_number = 1
     if wf is not None:

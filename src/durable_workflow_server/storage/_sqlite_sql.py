@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 import sqlite3
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any, TypeVar
@@ -63,10 +65,37 @@ def to_sql(cls: type[Row], name: str, value: Any) -> Any:
     return value
 
 
-def row_values(row: Row) -> dict[str, Any]:
-    """Every column of ``row`` converted for SQLite."""
+def row_values(row: Row) -> list[Any]:
+    """Every column of ``row`` converted for SQLite, in :func:`columns` order (the order of
+    :func:`insert_sql`'s placeholders)."""
     cls = type(row)
-    return {name: to_sql(cls, name, getattr(row, name)) for name in columns(cls)}
+    getter, json_at = _row_getter(cls)
+    values = list(getter(row))
+    for index in json_at:
+        value = values[index]
+        values[index] = None if value is None else orjson.dumps(value).decode()
+    for index, value in enumerate(values):
+        if value is True or value is False:
+            values[index] = int(value)
+    return values
+
+
+_GETTERS: dict[type[Row], tuple[Callable[[Row], tuple[Any, ...]], tuple[int, ...]]] = {}
+
+
+def _row_getter(cls: type[Row]) -> tuple[Callable[[Row], tuple[Any, ...]], tuple[int, ...]]:
+    """A getter of every column at once (``operator.attrgetter``) and the JSON columns' positions."""
+    found = _GETTERS.get(cls)
+    if found is None:
+        cols = columns(cls)
+        getter: Callable[[Row], tuple[Any, ...]]
+        if len(cols) == 1:  # attrgetter of one name returns the value, not a 1-tuple
+            only = operator.attrgetter(cols[0])
+            getter = lambda row: (only(row),)  # noqa: E731
+        else:
+            getter = operator.attrgetter(*cols)
+        found = _GETTERS[cls] = (getter, tuple(i for i, name in enumerate(cols) if name in cls.__json__))
+    return found
 
 
 _PLAIN, _JSON, _BOOL = 0, 1, 2
@@ -107,12 +136,13 @@ _UPDATES: dict[tuple[Any, ...], str] = {}
 
 
 def insert_sql(cls: type[Row], replace: bool) -> str:
-    """``INSERT [OR REPLACE]`` with named parameters for every column (memoised)."""
+    """``INSERT [OR REPLACE]`` with a positional parameter per column, in :func:`columns` order
+    (memoised); :func:`row_values` gives the values."""
     sql = _INSERTS.get((cls.__table__, replace))
     if sql is None:
         cols = columns(cls)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        sql = f"{verb} INTO {cls.__table__} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"
+        sql = f"{verb} INTO {cls.__table__} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         _INSERTS[(cls.__table__, replace)] = sql
     return sql
 
