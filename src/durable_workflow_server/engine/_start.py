@@ -170,10 +170,9 @@ async def start_workflow(core: Core, ns: str, body: dict[str, Any]) -> dict[str,
     # The first attempt assumes the id is new and skips reading it: inserting the workflow row
     # fails if it exists, and the retry then reads it and applies the duplicate and reuse rules.
     attempts = iter((True,))
-    reply = await core.retrying(lambda: _start_once(core, ns, req, optimistic=next(attempts, False)))
+    reply, eager = await core.retrying(lambda: _start_once(core, ns, req, optimistic=next(attempts, False)))
     if not req["eager"]:
         return reply
-    eager: _EagerLease | None = reply.pop("_eager_task", None)
     reply["eager_workflow_task"] = (
         None if eager is None else await eager_task_dict(core, eager.task, write=(eager.m, eager.events))
     )
@@ -189,7 +188,10 @@ class _EagerLease:
     events: Sequence[EventRow]
 
 
-async def _start_once(core: Core, ns: str, req: dict[str, Any], *, optimistic: bool) -> dict[str, Any]:
+async def _start_once(
+    core: Core, ns: str, req: dict[str, Any], *, optimistic: bool
+) -> tuple[dict[str, Any], _EagerLease | None]:
+    """One attempt: the reply, and the first workflow task if it was leased eagerly."""
     now = core.now()
     wf = None if optimistic else await core.storage.get_workflow(req["workflow_id"])
     m = Mutation()
@@ -210,7 +212,7 @@ async def _start_once(core: Core, ns: str, req: dict[str, Any], *, optimistic: b
         assert current is not None
         if not is_closed(current):
             if req["duplicate_policy"] == "use-existing":
-                return _start_reply(current, "returned_existing_active")
+                return _start_reply(current, "returned_existing_active"), None
             raise EngineError(
                 "conflict",
                 "instance_already_started",
@@ -320,7 +322,7 @@ async def _start_once(core: Core, ns: str, req: dict[str, Any], *, optimistic: b
         m.wakes.append(Wake(("workflow_task", ns, run.task_queue), run.workflow_type))
     events = await core.storage.apply(m)
     reply = _start_reply(run, "started_new")
-    if leased is not None:
-        reply["status"] = RunStatus.RUNNING.value
-        reply["_eager_task"] = _EagerLease(leased, m, events)
-    return reply
+    if leased is None:
+        return reply, None
+    reply["status"] = RunStatus.RUNNING.value
+    return reply, _EagerLease(leased, m, events)

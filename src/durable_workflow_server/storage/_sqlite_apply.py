@@ -187,9 +187,7 @@ def _task_state(
 
 
 def _check(conn: sqlite3.Connection, q: dict[str, str], pre: object) -> bool:
-    if isinstance(pre, RunVersion):
-        cur = conn.execute(q["bump_run_version"], {"run_id": pre.run_id, "version": pre.version})
-        return cur.rowcount == 1
+    # RunVersion never gets here: apply_mutation turns it into the run's fence UPDATE.
     if isinstance(pre, TimerDue):
         # The conditional UPDATE is what makes firing exactly-once across nodes.
         cur = conn.execute(q["fire_timer"], {"timer_id": pre.timer_id, "now": pre.now})

@@ -87,9 +87,6 @@ SELECT * FROM activity_tasks
 WHERE namespace = :namespace AND task_queue = :task_queue AND status = 'ready' AND available_at <= :now
 ORDER BY available_at LIMIT :limit;
 
--- name: bump_run_version
-UPDATE runs SET version = version + 1 WHERE run_id = :run_id AND version = :version;
-
 -- name: fire_timer
 UPDATE timers SET status = 'fired' WHERE timer_id = :timer_id AND status = 'pending' AND fire_at <= :now;
 
