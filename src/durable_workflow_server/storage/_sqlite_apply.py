@@ -1,15 +1,18 @@
 """One :class:`Mutation` on the SQLite writer connection, in as few statements as it allows.
 
 The statements keep the engine's order: preconditions, then row operations, then the sequence
-reservation of runs no precondition pinned, then the history events. Three foldings spare
-statements without changing what is written or when a mutation fails:
+reservation of runs no precondition pinned, then the history events. After the shared op
+folds (``_coalesce``: patches merged into the insert or earlier patch of their row), four
+foldings spare statements without changing what is written or when a mutation fails:
 
 - a run-version fence is one ``UPDATE runs … WHERE run_id AND version … RETURNING`` that also
-  reserves the run's event sequences and takes the mutation's patch of that run;
+  reserves the run's event sequences and takes the mutation's patch of that run (an
+  increment of ``version`` in that patch adds to the fence's own);
 - a task-state precondition (workflow or activity task) is one conditional ``UPDATE`` that
   also takes the mutation's patch of that task, instead of a read and then the patch;
+- a run the mutation inserts is inserted with its events' sequences already reserved;
 - only a patch by key that no earlier operation's table write could touch is folded (no
-  earlier write to that table at all), and never one that writes a column the fence owns.
+  earlier write to that table at all), and never one that sets a column the fence owns.
 
 A failed precondition raises :class:`PreconditionFailed` with that precondition, as before;
 the caller's savepoint undoes whatever the mutation already wrote.
@@ -17,11 +20,13 @@ the caller's savepoint undoes whatever the mutation already wrote.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from typing import Any
 
 import orjson
 
+from durable_workflow_server.storage._coalesce import coalesced_ops
 from durable_workflow_server.storage._interface import (
     ActivityTaskState,
     Inc,
@@ -48,9 +53,6 @@ from durable_workflow_server.storage._sqlite_sql import insert_sql, row_values, 
 
 __all__ = ["apply_mutation"]
 
-_FENCE_COLUMNS = frozenset({"version", "last_history_sequence"})
-
-
 def apply_mutation(conn: sqlite3.Connection, q: dict[str, str], mutation: Mutation) -> list[EventRow]:
     """Run ``mutation`` on the writer connection (inside the caller's savepoint).
 
@@ -60,15 +62,17 @@ def apply_mutation(conn: sqlite3.Connection, q: dict[str, str], mutation: Mutati
     counts: dict[str, int] = {}
     for event in mutation.events:
         counts[event.run_id] = counts.get(event.run_id, 0) + 1
-    ops = mutation.ops
+    ops = coalesced_ops(mutation.ops)
     folded: set[int] = set()
     base: dict[str, int] = {}  # run id -> last sequence before this mutation's events
+    _sequence_new_runs(ops, counts, base)
     for pre in mutation.preconditions:
         if isinstance(pre, RunVersion):
             index = _foldable_patch(ops, RunRow, (pre.run_id,), folded)
             fields: dict[str, Any] = {} if index is None else dict(_patch_of(ops, index).fields)
             count = counts.get(pre.run_id, 0)
-            fields["version"] = Inc(1)
+            bump = fields.get("version")
+            fields["version"] = Inc(1 + bump.by) if isinstance(bump, Inc) else Inc(1)
             if count:
                 fields["last_history_sequence"] = Inc(count)
             sql, params = update_sql(RunRow, fields, {"run_id": pre.run_id, "version": pre.version})
@@ -115,6 +119,27 @@ def apply_mutation(conn: sqlite3.Connection, q: dict[str, str], mutation: Mutati
     return stored
 
 
+def _sequence_new_runs(ops: list[Operation], counts: dict[str, int], base: dict[str, int]) -> None:
+    """Give the runs this mutation inserts their event sequences in the insert itself.
+
+    A run inserted with events would otherwise need an UPDATE to reserve them. Only an
+    insert that is the mutation's first write to ``runs`` is changed (nothing before it
+    could have read or moved the row's sequence).
+    """
+    for index, op in enumerate(ops):
+        if isinstance(op, Insert | Put) and isinstance(op.row, RunRow):
+            row = op.row
+            count = counts.get(row.run_id, 0)
+            if count and isinstance(op, Insert):
+                base[row.run_id] = row.last_history_sequence
+                ops[index] = Insert(
+                    dataclasses.replace(row, last_history_sequence=row.last_history_sequence + count)
+                )
+            return
+        if isinstance(op, Patch | PatchWhere) and op.table is RunRow:
+            return
+
+
 def _run_op(conn: sqlite3.Connection, op: Operation) -> None:
     if isinstance(op, Insert):
         try:
@@ -150,7 +175,10 @@ def _foldable_patch(
     """
     for index, op in enumerate(ops):
         if isinstance(op, Patch) and op.table is table and op.key == key and index not in folded:
-            if table is RunRow and not _FENCE_COLUMNS.isdisjoint(op.fields):
+            if table is RunRow and (
+                "last_history_sequence" in op.fields
+                or ("version" in op.fields and not isinstance(op.fields["version"], Inc))
+            ):
                 return None
             return index
         written = op.table if isinstance(op, Patch | PatchWhere) else type(op.row)
