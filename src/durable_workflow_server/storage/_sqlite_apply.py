@@ -53,6 +53,7 @@ from durable_workflow_server.storage._sqlite_sql import insert_sql, row_values, 
 
 __all__ = ["apply_mutation"]
 
+
 def apply_mutation(conn: sqlite3.Connection, q: dict[str, str], mutation: Mutation) -> list[EventRow]:
     """Run ``mutation`` on the writer connection (inside the caller's savepoint).
 
