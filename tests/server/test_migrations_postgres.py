@@ -50,7 +50,7 @@ async def conn(schema: str) -> AsyncIterator[Any]:
 
 
 #: Migrations with no SQLite twin: PostgreSQL's server-side write functions.
-_POSTGRES_ONLY = {"write_functions"}
+_POSTGRES_ONLY = {"write_functions", "prepared_apply"}
 
 
 def test_migrations_are_numbered_without_gaps_and_mirror_sqlite() -> None:
@@ -220,3 +220,37 @@ def test_dw_server_migrate_is_idempotent_and_refuses_a_newer_schema(tmp_path: Pa
         assert refused.returncode == 1
         assert "database schema version 9999 is newer than this server knows" in refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+async def test_upgrade_from_0004_keeps_dw_apply_for_older_nodes(
+    conn: Any, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0005 adds dw_apply_prepared beside dw_apply: during a rolling upgrade a node of the
+    previous release keeps writing through dw_apply while upgraded ones use the new function."""
+    from durable_workflow_server.storage import Insert, Mutation, RunRow, RunVersion, _pg_migrate
+    from durable_workflow_server.storage._pg_apply import apply_mutation
+
+    every = known_migrations()
+    assert [(v, n) for v, n, _ in every][3:5] == [(4, "write_functions"), (5, "prepared_apply")]
+    monkeypatch.setattr(_pg_migrate, "known_migrations", lambda: every[:4])
+    assert await migrate(conn) == [1, 2, 3, 4]
+    exists = "SELECT count(*) FROM pg_proc WHERE proname = $1 AND pronamespace = $2::regnamespace"
+    assert await conn.fetchval(exists, "dw_apply_prepared", schema) == 0
+    monkeypatch.setattr(_pg_migrate, "known_migrations", lambda: every)
+    assert await migrate(conn) == [5]
+    assert await migrate(conn) == []
+    assert await conn.fetchval(exists, "dw_apply_prepared", schema) == 1
+    run = RunRow("r1", "default", "wf-r1", 1, "t", "q", "running", 1.0)
+    await apply_mutation(conn, Mutation(ops=[Insert(run)]), "ch", [])
+    # An old node's call: a statement in dw_apply's form (ROW_COUNT checked, no RETURNING).
+    lasts = await conn.fetchval(
+        "SELECT dw_apply($1, $2, $3, $4, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', 'ch', '{}')",
+        ["UPDATE runs SET version = version + 1 WHERE run_id = $1[1] AND version = $1[2]::bigint"],
+        ["c"],
+        [0, 2],
+        ["r1", "0"],
+    )
+    assert lasts == []
+    # And a new node's write on the same row.
+    await apply_mutation(conn, Mutation(preconditions=[RunVersion("r1", 1)]), "ch", [])
+    assert await conn.fetchval("SELECT version FROM runs WHERE run_id = 'r1'") == 2

@@ -219,6 +219,42 @@ async def test_events_get_contiguous_sequences(storage: Storage) -> None:
         await storage.apply(Mutation(events=[ev("nope", 1)]))
 
 
+async def test_writes_of_one_row_in_one_mutation_add_up(storage: Storage) -> None:
+    """Several writes of one row in one mutation, in the forms the backends fold together."""
+    await storage.apply(Mutation(ops=[Insert(run_row("r0"))]))
+    stored = await storage.apply(
+        Mutation(
+            preconditions=[RunVersion("r0", 0)],
+            ops=[
+                Insert(run_row("r1", status="pending")),
+                Insert(wf_task("k1")),
+                Patch(RunRow, ("r1",), {"status": "running", "run_number": Inc(2)}),
+                Patch(WorkflowTaskRow, ("k1",), {"status": "leased", "attempt": Inc(1)}),
+                Patch(RunRow, ("r0",), {"status": "waiting"}),
+                Patch(RunRow, ("r0",), {"version": Inc(2), "status": "running"}),
+                # Moves r2's sequence after its insert: its events follow the moved value.
+                Insert(run_row("r2")),
+                PatchWhere(RunRow, {"run_id": "r2"}, {"last_history_sequence": 5}),
+            ],
+            events=[ev("r1", 1), ev("r0", 1), ev("r2", 6), ev("r1", 2)],
+        )
+    )
+    assert [(e.run_id, e.sequence) for e in stored] == [("r1", 1), ("r0", 1), ("r2", 6), ("r1", 2)]
+    r0, r1, r2 = [await storage.get_run(r) for r in ("r0", "r1", "r2")]
+    assert r0 is not None and (r0.status, r0.version, r0.last_history_sequence) == ("running", 3, 1)
+    assert r1 is not None and (r1.status, r1.run_number, r1.last_history_sequence) == ("running", 3, 2)
+    assert r2 is not None and r2.last_history_sequence == 6
+    task = await storage.get_workflow_task("k1")
+    assert task is not None and (task.status, task.attempt) == ("leased", 1)
+    assert [e.sequence for e in await storage.history("r1", after=0, limit=10)] == [1, 2]
+    moved = Mutation(
+        ops=[Insert(run_row("r3")), PatchWhere(RunRow, {"run_id": "r3"}, {"last_history_sequence": 5})],
+        events=[ev("r3", 6)],
+    )
+    assert [e.sequence for e in await storage.apply(moved)] == [6]
+    assert [e.sequence for e in await storage.history("r3", after=0, limit=10)] == [6]
+
+
 async def test_concurrent_appends_never_collide(storage: Storage) -> None:
     await storage.apply(Mutation(ops=[Insert(run_row("r1"))]))
     await asyncio.gather(*(storage.apply(Mutation(events=[ev("r1", i)])) for i in range(200)))

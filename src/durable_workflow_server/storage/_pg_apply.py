@@ -1,15 +1,30 @@
-"""One :class:`Mutation` as one call of the ``dw_apply`` function (migration 0004).
+"""One :class:`Mutation` as one call of ``dw_apply_prepared`` (migration 0005).
 
 Round trips are this backend's main cost, so a mutation is compiled here into the arguments
-of one ``SELECT dw_apply(...)``: every precondition and row operation becomes a statement with
-its own ``text[]`` of arguments (the SQL casts what it reads), and the events and NOTIFY
-payloads travel as arrays. Sent on its own it is a whole transaction in one round trip.
+of one ``SELECT dw_apply_prepared(...)``: every precondition and row operation becomes a
+statement with its own ``text[]`` of arguments (the SQL casts what it reads), and the events
+and NOTIFY payloads travel as arrays. Sent on its own it is a whole transaction in one round
+trip.
 
 Statements keep the order the engine relies on: preconditions first (runs in run-id order,
 then other rows, so that concurrent mutations lock in one order; see ``postgres``), then the
-operations, then the sequence reservation of runs that no precondition pinned, then the
-events. A run-version fence is one UPDATE that also reserves the run's event sequences and
-takes the run's first patch when nothing writes ``runs`` before it.
+operations, then the sequence reservation of runs that no statement reserved yet, then the
+events. Three foldings spare statements without changing what is written or when a mutation
+fails (the SQLite backend folds the first two the same way):
+
+- a run-version fence is one UPDATE that also reserves the run's event sequences and takes
+  the run's first patch (an ``Inc`` of ``version`` included) when nothing writes ``runs``
+  before it;
+- a task-state precondition is one conditional UPDATE that carries the task's first patch
+  when nothing writes that task table before it (else it stays a ``SELECT … FOR UPDATE``);
+- the insert of a run the mutation appends history to stores the run with its sequences
+  already reserved and returns them, when nothing writes ``runs`` before it and nothing
+  after it could change the run's ``last_history_sequence``.
+
+PostgreSQL runs each statement from a prepared statement of the connection's session, named
+after its SQL text (:func:`statement_name`), so it is parsed and planned once per connection
+rather than once per call. This module remembers per connection which names it has prepared
+and sends a statement's text only with the first call that needs it on that connection.
 
 Every value is sent as text: ``repr`` of a float reads back as the same double, JSON columns
 are orjson text as before, booleans ``true``/``false``. SQL texts depend only on the shape of
@@ -19,6 +34,8 @@ an operation (table, columns, which values are NULL or lists), so they repeat an
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -26,6 +43,7 @@ from typing import Any
 
 import orjson
 
+from durable_workflow_server.storage._coalesce import coalesced_ops
 from durable_workflow_server.storage._interface import (
     ActivityTaskState,
     AnyOf,
@@ -42,15 +60,26 @@ from durable_workflow_server.storage._interface import (
     WorkflowCurrentRun,
     WorkflowTaskState,
 )
-from durable_workflow_server.storage._rows import EventRow, Row, RunRow
+from durable_workflow_server.storage._rows import (
+    ActivityTaskRow,
+    EventRow,
+    Row,
+    RunRow,
+    WorkflowTaskRow,
+)
 
 #: The call; asyncpg prepares it once per connection.
 APPLY_SQL = (
-    "SELECT dw_apply($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], "
-    "$7::int[], $8::text[], $9::text[], $10::text[], $11::float8[], $12::text[], $13::text, $14::text[])"
+    "SELECT dw_apply_prepared($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], "
+    "$7::int[], $8::int[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::text[], $14::text, "
+    "$15::text[])"
 )
-#: SQLSTATE that ``dw_apply`` raises when a statement did not hold; the message is its index.
+#: SQLSTATE that ``dw_apply_prepared`` raises when a statement did not hold; the message is
+#: its index.
 FAILED = "DW001"
+#: SQLSTATEs meaning the session's prepared statements are not what this module remembers
+#: ("does not exist", "already exists"): something changed them behind our back.
+LOST = frozenset({"26000", "42P05"})
 
 _PRECONDITION_ORDER: dict[type, int] = {
     RunVersion: 0,
@@ -59,7 +88,6 @@ _PRECONDITION_ORDER: dict[type, int] = {
     ActivityTaskState: 3,
     TimerDue: 4,
 }
-_BUMP_COLUMNS = frozenset({"version", "last_history_sequence"})
 _CASTS = {"str": "", "int": "::bigint", "float": "::double precision", "bool": "::boolean"}
 
 
@@ -118,11 +146,11 @@ def _known(cls: type[Row], name: str) -> str:
     return cast
 
 
-def _insert_sql(cls: type[Row], upsert: bool) -> str:
-    key = ("insert", cls, upsert)
+def _insert_sql(cls: type[Row], upsert: bool, returning: str = "") -> str:
+    key = ("insert", cls, upsert, returning)
     found: str | None = _MEMO.get(key)
     if found is None:
-        found = _MEMO[key] = _build_insert(cls, upsert)
+        found = _MEMO[key] = _build_insert(cls, upsert) + returning
     return found
 
 
@@ -133,7 +161,7 @@ def _build_insert(cls: type[Row], upsert: bool) -> str:
     sql = f"INSERT INTO {cls.__table__} ({', '.join(cols)}) VALUES ({values})"
     if not upsert:
         # DO NOTHING on any unique index (the one-open-task one included) instead of an error
-        # that would abort the transaction; dw_apply reports the missing row as ``exists``.
+        # that would abort the transaction; a RETURNING that returns nothing reports it.
         return sql + " ON CONFLICT DO NOTHING"
     rest = [c for c in cols if c not in cls.__key__]
     action = "DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in rest) if rest else "DO NOTHING"
@@ -167,18 +195,31 @@ def _sets(cls: type[Row], shape: _SetShape, start: int) -> list[str]:
     return parts
 
 
-def _update_sql(cls: type[Row], sets: _SetShape, where: _WhereShape) -> str:
-    key = ("update", cls, sets, where)
+def _update_sql(cls: type[Row], sets: _SetShape, where: _WhereShape, returning: str = "") -> str:
+    key = ("update", cls, sets, where, returning)
     found: str | None = _MEMO.get(key)
     if found is None:
-        found = _MEMO[key] = _build_update(cls, sets, where)
+        found = _MEMO[key] = _build_update(cls, sets, where) + returning
     return found
 
 
 def _build_update(cls: type[Row], sets: _SetShape, where: _WhereShape) -> str:
+    conds = _conds(cls, where, len(sets))
+    return f"UPDATE {cls.__table__} SET {', '.join(_sets(cls, sets, 1))} WHERE {conds}"
+
+
+def _lock_sql(cls: type[Row], where: _WhereShape) -> str:
+    """Lock the rows that match ``where``; returns 1 per row (a precondition's check)."""
+    key = ("lock", cls, where)
+    found: str | None = _MEMO.get(key)
+    if found is None:
+        found = _MEMO[key] = f"SELECT 1 FROM {cls.__table__} WHERE {_conds(cls, where, 0)} FOR UPDATE"
+    return found
+
+
+def _conds(cls: type[Row], where: _WhereShape, n: int) -> str:
+    """The WHERE clause of ``where``, reading its values from ``$1[n + 1]`` on."""
     casts = _casts(cls)
-    parts = _sets(cls, sets, 1)
-    n = len(sets)
     conds: list[str] = []
     for name, count in where:
         if count is None:
@@ -192,7 +233,7 @@ def _build_update(cls: type[Row], sets: _SetShape, where: _WhereShape) -> str:
             refs = [f"$1[{n + i + 1}]{casts[name]}" for i in range(count)]
             n += count
             conds.append(f"{name} IN ({', '.join(refs)})")
-    return f"UPDATE {cls.__table__} SET {', '.join(parts)} WHERE {' AND '.join(conds) or 'TRUE'}"
+    return " AND ".join(conds) or "TRUE"
 
 
 def _where(cls: type[Row], where: Mapping[str, Any], args: list[str | None]) -> _WhereShape:
@@ -210,39 +251,37 @@ def _where(cls: type[Row], where: Mapping[str, Any], args: list[str | None]) -> 
     return tuple(shape)
 
 
+#: What a statement of mode 'c' returns when it touched a row (prepared statements run as a
+#: utility EXECUTE, after which PL/pgSQL's ROW_COUNT is always 0).
+_TOUCHED = " RETURNING 1"
+_RETURN_LAST = " RETURNING last_history_sequence"
+
+
 @cache
 def _bump_sql(sets: _SetShape, reserve: bool) -> str:
-    """The run-version fence, optionally reserving sequences ($1[3]) and patching the run."""
-    parts = ["version = version + 1"]
+    """The run-version fence: ``version`` grows by $1[3] (1, plus a folded patch's ``Inc``),
+    optionally reserving sequences ($1[4]) and patching the run."""
+    parts = ["version = version + $1[3]::bigint"]
     if reserve:
-        parts.append("last_history_sequence = last_history_sequence + $1[3]::bigint")
-    parts.extend(_sets(RunRow, sets, 4 if reserve else 3))
+        parts.append("last_history_sequence = last_history_sequence + $1[4]::bigint")
+    parts.extend(_sets(RunRow, sets, 5 if reserve else 4))
     sql = f"UPDATE runs SET {', '.join(parts)} WHERE run_id = $1[1] AND version = $1[2]::bigint"
-    return sql + " RETURNING last_history_sequence" if reserve else sql
+    return sql + (_RETURN_LAST if reserve else _TOUCHED)
 
 
 _ADVANCE_SQL = (
     "UPDATE runs SET last_history_sequence = last_history_sequence + $1[2]::bigint "
-    "WHERE run_id = $1[1] RETURNING last_history_sequence"
+    "WHERE run_id = $1[1]" + _RETURN_LAST
 )
-_PLAIN_BUMP_SQL = "UPDATE runs SET version = version + 1 WHERE run_id = $1[1] AND version = $1[2]::bigint"
+_PLAIN_BUMP_SQL = (
+    "UPDATE runs SET version = version + 1 WHERE run_id = $1[1] AND version = $1[2]::bigint" + _TOUCHED
+)
 _FIRE_TIMER_SQL = (
     # The conditional UPDATE is what makes firing exactly-once across nodes: a second node's
     # UPDATE waits for the first to commit, re-reads the row and matches nothing.
     "UPDATE timers SET status = 'fired' "
-    "WHERE timer_id = $1[1] AND status = 'pending' AND fire_at <= $1[2]::double precision"
+    "WHERE timer_id = $1[1] AND status = 'pending' AND fire_at <= $1[2]::double precision" + _TOUCHED
 )
-
-
-@cache
-def _task_state_sql(table: str, extra: tuple[tuple[str, str], ...]) -> str:
-    """Lock the task row if it is in the expected state (READ COMMITTED re-checks the WHERE
-    on the newest version after waiting for a concurrent writer)."""
-    conds = ["task_id = $1[1]", "status = $1[2]"]
-    conds.extend(f"{name} = $1[{i + 3}]{cast}" for i, (name, cast) in enumerate(extra))
-    return f"SELECT 1 FROM {table} WHERE {' AND '.join(conds)} FOR UPDATE"
-
-
 _CURRENT_RUN_SQL = "SELECT 1 FROM workflows WHERE workflow_id = $1[1] AND current_run_id = $1[2] FOR UPDATE"
 
 
@@ -253,36 +292,67 @@ def _precondition_key(pre: object) -> tuple[int, str]:
     return _PRECONDITION_ORDER.get(type(pre), 9), str(ident)
 
 
-def _fold_run_patch(ops: list[Any], run_id: str) -> dict[str, Any]:
-    """Take out of ``ops`` the first patch of run ``run_id`` that may move to the version bump.
+def _written(op: Any) -> type[Row]:
+    """The table an operation writes."""
+    table: type[Row] = op.table if isinstance(op, Patch | PatchWhere) else type(op.row)
+    return table
 
-    Allowed only while no earlier op writes ``runs`` (the patch would otherwise be reordered
-    against it) and when the patch sets neither column the bump itself writes.
+
+def _foldable(ops: list[Any], table: type[Row], key: tuple[Any, ...]) -> int | None:
+    """The index of the first op that writes ``table`` if it is a patch of row ``key``.
+
+    A later patch may not move up into a precondition: it would then run before an earlier
+    write to its table, whose effect it might depend on or undo.
     """
     for index, op in enumerate(ops):
-        if isinstance(op, Patch) and op.table is RunRow:
-            if op.key == (run_id,) and not _BUMP_COLUMNS & op.fields.keys():
-                del ops[index]
-                return dict(op.fields)
-            return {}
-        if isinstance(op, PatchWhere) and op.table is RunRow:
-            return {}
-        if isinstance(op, Insert | Put) and isinstance(op.row, RunRow):
-            return {}
-    return {}
+        if _written(op) is table:
+            return index if isinstance(op, Patch) and op.key == key and op.fields else None
+    return None
+
+
+def _fold_run_patch(ops: list[Any], run_id: str) -> tuple[dict[str, Any], int]:
+    """Take out of ``ops`` the patch of run ``run_id`` that may move into its fence.
+
+    Returns its fields but ``version`` and the ``Inc`` of ``version`` it carries (0 for none);
+    ``({}, 0)`` when there is none or it may not move: it sets ``last_history_sequence``
+    (the fence reserves sequences from it) or sets ``version`` to anything but an ``Inc``.
+    """
+    index = _foldable(ops, RunRow, (run_id,))
+    if index is None:
+        return {}, 0
+    fields = dict(ops[index].fields)
+    more = fields.pop("version", Inc(0))
+    if not isinstance(more, Inc) or "last_history_sequence" in fields:
+        return {}, 0
+    del ops[index]
+    return fields, more.by
+
+
+#: Memoised prepared-statement names, keyed by SQL text.
+_NAMES: dict[str, str] = {}
+
+
+def statement_name(sql: str) -> str:
+    """The name ``sql`` is prepared under: derived from the text alone, so a name never stands
+    for two texts, whichever node or release prepared it."""
+    name = _NAMES.get(sql)
+    if name is None:
+        name = _NAMES[sql] = "dw_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+    return name
 
 
 @dataclass
 class Compiled:
-    """The arguments of one ``dw_apply`` call and what its results mean."""
+    """The arguments of one ``dw_apply_prepared`` call and what its results mean."""
 
     stmts: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
     modes: list[str] = field(default_factory=list)
     bounds: list[int] = field(default_factory=lambda: [0])
     args: list[str | None] = field(default_factory=list)
     #: Per statement, what a ``DW001`` on it reports (the precondition, or a tuple).
     failures: list[object] = field(default_factory=list)
-    #: Per run with events, its 1-based position in dw_apply's result.
+    #: Per run with events, its 1-based position in the function's result.
     slots: dict[str, int] = field(default_factory=dict)
 
     def add(
@@ -296,6 +366,7 @@ class Compiled:
     ) -> None:
         """Append a statement; ``reserves`` names the run whose last sequence it returns."""
         self.stmts.append(sql)
+        self.names.append(statement_name(sql))
         self.modes.append(mode)
         self.args.extend(args)
         self.bounds.append(len(self.args))
@@ -303,15 +374,27 @@ class Compiled:
         if reserves is not None:
             self.slots[reserves] = len(self.slots) + 1
 
+    def texts(self, prepared: set[str]) -> list[str | None]:
+        """Per statement, its text if the connection lacks it (first occurrence only)."""
+        texts: list[str | None] = []
+        sending: set[str] = set()
+        for name, sql in zip(self.names, self.stmts, strict=True):
+            if name in prepared or name in sending:
+                texts.append(None)
+            else:
+                sending.add(name)
+                texts.append(sql)
+        return texts
+
 
 def _precondition(out: Compiled, pre: object, counts: dict[str, int], ops: list[Any]) -> None:
     if isinstance(pre, RunVersion):
         if pre.run_id in out.slots:  # a second fence on the run: its sequences are reserved
             out.add(_PLAIN_BUMP_SQL, "c", [pre.run_id, str(pre.version)], pre)
             return
-        fields = _fold_run_patch(ops, pre.run_id)
+        fields, more = _fold_run_patch(ops, pre.run_id)
         count = counts.get(pre.run_id, 0)
-        args: list[str | None] = [pre.run_id, str(pre.version)]
+        args: list[str | None] = [pre.run_id, str(pre.version), str(1 + more)]
         if count:
             args.append(str(count))
         _set_args(RunRow, fields, args)
@@ -319,27 +402,77 @@ def _precondition(out: Compiled, pre: object, counts: dict[str, int], ops: list[
         out.add(sql, "r" if count else "c", args, pre, reserves=pre.run_id if count else None)
     elif isinstance(pre, TimerDue):
         out.add(_FIRE_TIMER_SQL, "c", [pre.timer_id, repr(float(pre.now))], pre)
-    elif isinstance(pre, WorkflowTaskState):
-        extra: list[tuple[str, str]] = []
-        args = [pre.task_id, pre.status]
-        if pre.lease_owner is not None:
-            extra.append(("lease_owner", ""))
-            args.append(pre.lease_owner)
-        if pre.attempt is not None:
-            extra.append(("attempt", "::bigint"))
-            args.append(str(pre.attempt))
-        out.add(_task_state_sql("workflow_tasks", tuple(extra)), "c", args, pre)
-    elif isinstance(pre, ActivityTaskState):
-        args = [pre.task_id, pre.status]
-        extra = []
-        if pre.attempt_id is not None:
-            extra.append(("attempt_id", ""))
-            args.append(pre.attempt_id)
-        out.add(_task_state_sql("activity_tasks", tuple(extra)), "c", args, pre)
+    elif isinstance(pre, WorkflowTaskState | ActivityTaskState):
+        _task_state(out, pre, ops)
     elif isinstance(pre, WorkflowCurrentRun):
         out.add(_CURRENT_RUN_SQL, "c", [pre.workflow_id, pre.run_id], pre)
     else:
         raise TypeError(f"unknown precondition {pre!r}")
+
+
+def _task_state(out: Compiled, pre: WorkflowTaskState | ActivityTaskState, ops: list[Any]) -> None:
+    """The task-state check: with a foldable patch of the task, one conditional UPDATE that
+    makes it; else a ``SELECT … FOR UPDATE``. Either locks the row if it is in the expected
+    state (READ COMMITTED re-checks the WHERE on the newest version after waiting for a
+    concurrent writer)."""
+    table: type[Row] = WorkflowTaskRow if isinstance(pre, WorkflowTaskState) else ActivityTaskRow
+    where: dict[str, Any] = {"task_id": pre.task_id, "status": pre.status}
+    if isinstance(pre, WorkflowTaskState):
+        if pre.lease_owner is not None:
+            where["lease_owner"] = pre.lease_owner
+        if pre.attempt is not None:
+            where["attempt"] = pre.attempt
+    elif pre.attempt_id is not None:
+        where["attempt_id"] = pre.attempt_id
+    args: list[str | None] = []
+    index = _foldable(ops, table, (pre.task_id,))
+    if index is None:
+        out.add(_lock_sql(table, _where(table, where, args)), "c", args, pre)
+        return
+    fields = ops.pop(index).fields
+    _set_args(table, fields, args)
+    sets = _set_shape(table, fields)
+    out.add(_update_sql(table, sets, _where(table, where, args), _TOUCHED), "c", args, pre)
+
+
+def _written_run(op: Any) -> str:
+    run_id: str = op.row.run_id
+    return run_id
+
+
+def _reserving_insert(ops: list[Any], counts: dict[str, int], slots: dict[str, int]) -> RunRow | None:
+    """The run of an insert, of a run with events, that may reserve the run's sequences itself.
+
+    Only the first op that writes ``runs`` qualifies, when no sequence of that run is reserved
+    yet and no later op could change the run's ``last_history_sequence`` (another insert or
+    put of the run, a patch of that column): the reservation would otherwise not be final.
+    """
+    index = next((i for i, op in enumerate(ops) if _written(op) is RunRow), None)
+    if index is None:
+        return None
+    op = ops[index]
+    if not (isinstance(op, Insert) and isinstance(op.row, RunRow)):
+        return None
+    run_id = op.row.run_id
+    if run_id not in counts or run_id in slots:
+        return None
+    for later in ops[index + 1 :]:
+        if _written(later) is not RunRow:
+            continue
+        if isinstance(later, Insert | Put):
+            if _written_run(later) == run_id:
+                return None
+        elif "last_history_sequence" in later.fields:
+            return None
+    return op.row
+
+
+def _insert_reserving(out: Compiled, row: RunRow, counts: dict[str, int]) -> None:
+    """Insert a run with its events' sequences reserved; returns the last of them."""
+    row = dataclasses.replace(row, last_history_sequence=row.last_history_sequence + counts[row.run_id])
+    args = [_text(RunRow, name, getattr(row, name)) for name in _casts(RunRow)]
+    sql = _insert_sql(RunRow, False, _RETURN_LAST)
+    out.add(sql, "r", args, ("exists", RunRow.__table__), reserves=row.run_id)
 
 
 def _operation(out: Compiled, op: object) -> None:
@@ -348,7 +481,7 @@ def _operation(out: Compiled, op: object) -> None:
         cls = type(op.row)
         args = [_text(cls, name, getattr(op.row, name)) for name in _casts(cls)]
         if isinstance(op, Insert):
-            out.add(_insert_sql(cls, False), "c", args, ("exists", cls.__table__))
+            out.add(_insert_sql(cls, False, _TOUCHED), "c", args, ("exists", cls.__table__))
         else:
             out.add(_insert_sql(cls, True), "x", args)
     elif isinstance(op, Patch):
@@ -371,19 +504,25 @@ def compile_mutation(mutation: Mutation) -> Compiled:
     for event in mutation.events:
         counts[event.run_id] = counts.get(event.run_id, 0) + 1
     out = Compiled()
-    ops = list(mutation.ops)
+    ops: list[Any] = coalesced_ops(mutation.ops)
     for pre in sorted(mutation.preconditions, key=_precondition_key):
         _precondition(out, pre, counts, ops)
+    reserving = _reserving_insert(ops, counts, out.slots)
     for op in ops:
-        _operation(out, op)
+        if reserving is not None and isinstance(op, Insert) and op.row is reserving:
+            _insert_reserving(out, reserving, counts)
+        else:
+            _operation(out, op)
     for run_id, count in counts.items():
         if run_id not in out.slots:
             out.add(_ADVANCE_SQL, "r", [run_id, str(count)], ("run_exists", run_id), reserves=run_id)
     return out
 
 
-def call_args(mutation: Mutation, compiled: Compiled, channel: str, notes: list[str]) -> list[Any]:
-    """The 14 arguments of :data:`APPLY_SQL`."""
+def call_args(
+    mutation: Mutation, compiled: Compiled, channel: str, notes: list[str], texts: list[str | None]
+) -> list[Any]:
+    """The 15 arguments of :data:`APPLY_SQL`; ``texts`` as :meth:`Compiled.texts` gives them."""
     remaining = {run_id: 0 for run_id in compiled.slots}
     for event in mutation.events:
         remaining[event.run_id] += 1
@@ -395,7 +534,8 @@ def call_args(mutation: Mutation, compiled: Compiled, channel: str, notes: list[
         ev_back.append(remaining[event.run_id])
     events = mutation.events
     return [
-        compiled.stmts,
+        compiled.names,
+        texts,
         compiled.modes,
         compiled.bounds,
         compiled.args,
@@ -413,7 +553,7 @@ def call_args(mutation: Mutation, compiled: Compiled, channel: str, notes: list[
 
 
 def stored_events(mutation: Mutation, compiled: Compiled, lasts: list[int]) -> list[EventRow]:
-    """The appended events with the sequences ``dw_apply`` gave them."""
+    """The appended events with the sequences the call gave them."""
     remaining = {run_id: 0 for run_id in compiled.slots}
     for event in mutation.events:
         remaining[event.run_id] += 1
@@ -425,19 +565,66 @@ def stored_events(mutation: Mutation, compiled: Compiled, lasts: list[int]) -> l
     return stored
 
 
+#: Per connection, the statements it has prepared as far as this module knows (a connection
+#: is one session; its entry goes with it).
+_PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _prepared_on(conn: Any) -> set[str]:
+    prepared = _PREPARED.get(conn)
+    if prepared is None:
+        prepared = _PREPARED[conn] = set()
+    return prepared
+
+
+async def forget_prepared(conn: Any) -> None:
+    """Forget what ``conn`` has prepared, here and in asyncpg's statement cache: for when
+    PostgreSQL said a prepared statement does not exist or already exists (something such as
+    a ``DEALLOCATE ALL`` changed the session behind our back). The next call prepares again."""
+    _PREPARED.pop(conn, None)
+    await conn.reload_schema_state()
+
+
+async def _call(
+    conn: Any, mutation: Mutation, compiled: Compiled, channel: str, notes: list[str], prepared: set[str]
+) -> list[int]:
+    texts = compiled.texts(prepared)
+    try:
+        lasts = await conn.fetchval(APPLY_SQL, *call_args(mutation, compiled, channel, notes, texts))
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != FAILED:
+            raise
+        # The function prepares every text before it runs the first statement, so they are
+        # prepared even though the call failed (PREPARE is not undone by a rollback).
+        prepared.update(compiled.names)
+        raise PreconditionFailed(compiled.failures[int(str(getattr(exc, "message", exc))) - 1]) from None
+    prepared.update(compiled.names)
+    return list(lasts)
+
+
 async def apply_mutation(conn: Any, mutation: Mutation, channel: str, notes: list[str]) -> list[EventRow]:
-    """Apply ``mutation`` with one ``dw_apply`` call and NOTIFY ``notes`` on ``channel`` (both
-    take effect at the commit of the caller's transaction, or at once outside one).
+    """Apply ``mutation`` with one ``dw_apply_prepared`` call and NOTIFY ``notes`` on ``channel``
+    (both take effect at the commit of the caller's transaction, or at once outside one).
 
     Raises:
         PreconditionFailed: a precondition did not hold or an inserted key exists; nothing of
             the mutation was written (inside a transaction, the caller rolls it back).
+        asyncpg.InvalidSQLStatementNameError: inside the caller's transaction only (SQLSTATE
+            in :data:`LOST`), the connection had lost its prepared statements; the transaction
+            is aborted, and a re-run of it prepares them again.
     """
     compiled = compile_mutation(mutation)
     try:
-        lasts = await conn.fetchval(APPLY_SQL, *call_args(mutation, compiled, channel, notes))
+        lasts = await _call(conn, mutation, compiled, channel, notes, _prepared_on(conn))
     except Exception as exc:
-        if getattr(exc, "sqlstate", None) == FAILED:
-            raise PreconditionFailed(compiled.failures[int(str(getattr(exc, "message", exc))) - 1]) from None
-        raise
-    return stored_events(mutation, compiled, list(lasts)) if mutation.events else []
+        if getattr(exc, "sqlstate", None) not in LOST:
+            raise
+        # Something deallocated the session's statements behind our back. Outside a
+        # transaction the failed call was its own transaction and wrote nothing, so send it
+        # again with every text; inside one the error aborted the caller's transaction, which
+        # must re-run as a whole.
+        await forget_prepared(conn)
+        if conn.is_in_transaction():
+            raise
+        lasts = await _call(conn, mutation, compiled, channel, notes, _prepared_on(conn))
+    return stored_events(mutation, compiled, lasts) if mutation.events else []

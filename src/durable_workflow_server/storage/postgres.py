@@ -16,8 +16,9 @@ Concurrency and durability choices, all dialect-specific and therefore kept here
   might be waiting for this very task row), the claim lets go of the task and takes the locks
   again run first, the order every other write uses.
 - Round trips are the main cost on a shared machine, so a write transaction is one: a
-  mutation is one ``dw_apply`` call (migration 0004, :mod:`._pg_apply`) sent in autocommit
-  mode, which makes the call itself the transaction (no BEGIN, no COMMIT). A claim needs the
+  mutation is one ``dw_apply`` call (``dw_apply_prepared`` of migration 0005, whose
+  statements are prepared once per connection; :mod:`._pg_apply`) sent in autocommit mode,
+  which makes the call itself the transaction (no BEGIN, no COMMIT). A claim needs the
   engine's builder between its lock and its write, so it stays an explicit transaction of
   four round trips: BEGIN, a ``dw_claim_*`` call (task, run lock state and the builder's row
   at once), ``dw_apply``, COMMIT.
@@ -62,7 +63,7 @@ from durable_workflow_server.storage._interface import (
     WorkflowClaimBuilder,
 )
 from durable_workflow_server.storage._messages import MessageRow
-from durable_workflow_server.storage._pg_apply import apply_mutation, wakes_of
+from durable_workflow_server.storage._pg_apply import apply_mutation, forget_prepared, wakes_of
 from durable_workflow_server.storage._pg_listen import Listener, encode
 from durable_workflow_server.storage._pg_migrate import migrate
 from durable_workflow_server.storage._pg_pool import Pool
@@ -96,8 +97,11 @@ _CONFLICT_RETRIES = 8
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 #: Errors that mean "the database is not there" rather than "your write is wrong".
 _UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError)
-#: Aborts PostgreSQL chooses to break a lock cycle; nothing was written, so a re-run is safe.
-_CONFLICTS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+#: A session whose prepared statements were changed behind our back (a ``DEALLOCATE ALL``).
+_STATEMENTS_LOST = (asyncpg.InvalidSQLStatementNameError, asyncpg.DuplicatePreparedStatementError)
+#: Aborts PostgreSQL chooses to break a lock cycle, and lost prepared statements (forgotten
+#: first, so the re-run prepares them again); nothing was written, so a re-run is safe.
+_CONFLICTS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, *_STATEMENTS_LOST)
 
 
 class _RunBusy(Exception):
@@ -460,7 +464,9 @@ class PostgresStorage(Storage):
                     raise
             reusable = True
             return done
-        except (asyncpg.PostgresError, PreconditionFailed, _RunBusy):
+        except (asyncpg.PostgresError, PreconditionFailed, _RunBusy) as exc:
+            if isinstance(exc, _STATEMENTS_LOST):
+                await forget_prepared(conn)
             reusable = True  # refused by the server or by us; rolled back (the pool checks)
             raise
         finally:
