@@ -241,7 +241,7 @@ async def test_upgrade_from_0004_keeps_dw_apply_for_older_nodes(
     assert await migrate(conn) == []
     assert await conn.fetchval(exists, "dw_apply_prepared", schema) == 1
     run = RunRow("r1", "default", "wf-r1", 1, "t", "q", "running", 1.0)
-    await apply_mutation(conn, Mutation(ops=[Insert(run)]), "ch", [])
+    await apply_mutation(conn, Mutation(ops=[Insert(run)]))
     # An old node's call: a statement in dw_apply's form (ROW_COUNT checked, no RETURNING).
     lasts = await conn.fetchval(
         "SELECT dw_apply($1, $2, $3, $4, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', 'ch', '{}')",
@@ -252,5 +252,5 @@ async def test_upgrade_from_0004_keeps_dw_apply_for_older_nodes(
     )
     assert lasts == []
     # And a new node's write on the same row.
-    await apply_mutation(conn, Mutation(preconditions=[RunVersion("r1", 1)]), "ch", [])
+    await apply_mutation(conn, Mutation(preconditions=[RunVersion("r1", 1)]))
     assert await conn.fetchval("SELECT version FROM runs WHERE run_id = 'r1'") == 2

@@ -401,14 +401,14 @@ async def our_statements(conn: Any) -> set[str]:
 async def test_a_connection_sends_each_text_once(conn: Recording) -> None:
     from durable_workflow_server.storage._pg_apply import apply_mutation
 
-    await apply_mutation(conn, start("r1"), "ch", [])
+    await apply_mutation(conn, start("r1"))
     assert conn.texts[0] and None not in conn.texts[0]
-    await apply_mutation(conn, start("r2"), "ch", [])
+    await apply_mutation(conn, start("r2"))
     assert conn.texts[1] == [None] * len(conn.texts[0])
     assert len(await our_statements(conn)) == len(conn.texts[0])
     # A text that appears twice in one call is sent once.
     two = Mutation(ops=[Insert(run_row("a")), Insert(run_row("b")), Insert(task_row("ta", "a"))])
-    await apply_mutation(conn, two, "ch", [])
+    await apply_mutation(conn, two)
     sent = [t for t in conn.texts[2] if t is not None]
     assert len(sent) == 1 and "RETURNING 1" in str(sent[0])  # a run insert with no events
     assert (await conn.fetchval("SELECT count(*) FROM runs")) == 4
@@ -417,25 +417,25 @@ async def test_a_connection_sends_each_text_once(conn: Recording) -> None:
 async def test_a_connection_that_lost_its_statements_still_works(conn: Recording) -> None:
     from durable_workflow_server.storage._pg_apply import apply_mutation
 
-    await apply_mutation(conn, start("r1"), "ch", [])
+    await apply_mutation(conn, start("r1"))
     # Everything gone, asyncpg's own statements too: the call is sent again with every text.
     await conn.execute("DEALLOCATE ALL")
-    stored = await apply_mutation(conn, start("r2"), "ch", [])
+    stored = await apply_mutation(conn, start("r2"))
     assert [e.sequence for e in stored] == [1]
     assert None not in conn.texts[-1]
     # One of ours gone: the function finds it missing; the call is sent again likewise.
     lost = sorted(await our_statements(conn))[0]
     await conn.execute(f"DEALLOCATE {lost}")
-    await apply_mutation(conn, start("r3"), "ch", [])
+    await apply_mutation(conn, start("r3"))
     assert None not in conn.texts[-1]
     assert lost in await our_statements(conn)
     # Inside a transaction the error aborts it: the caller sees it and re-runs the transaction.
     await conn.execute(f"DEALLOCATE {lost}")
     with pytest.raises(asyncpg.InvalidSQLStatementNameError):
         async with conn.transaction():
-            await apply_mutation(conn, start("r4"), "ch", [])
+            await apply_mutation(conn, start("r4"))
     async with conn.transaction():
-        await apply_mutation(conn, start("r4"), "ch", [])
+        await apply_mutation(conn, start("r4"))
     runs = [r[0] for r in await conn.fetch("SELECT run_id FROM runs ORDER BY run_id")]
     assert runs == ["r1", "r2", "r3", "r4"]
     assert (await conn.fetchval("SELECT count(*) FROM history_events")) == 4
@@ -464,14 +464,14 @@ async def test_the_store_recovers_from_deallocate_all_in_claims_and_writes(store
 async def test_a_failed_precondition_still_leaves_its_statements_prepared(conn: Recording) -> None:
     from durable_workflow_server.storage._pg_apply import apply_mutation
 
-    await apply_mutation(conn, start("r1"), "ch", [])
+    await apply_mutation(conn, start("r1"))
     with pytest.raises(PreconditionFailed):
         await apply_mutation(
-            conn, Mutation(preconditions=[RunVersion("r1", 9)], events=[event("r1", 2)]), "ch", []
+            conn, Mutation(preconditions=[RunVersion("r1", 9)], events=[event("r1", 2)])
         )
     assert conn.texts[-1] != [None]
     await apply_mutation(
-        conn, Mutation(preconditions=[RunVersion("r1", 0)], events=[event("r1", 2)]), "ch", []
+        conn, Mutation(preconditions=[RunVersion("r1", 0)], events=[event("r1", 2)])
     )
     assert conn.texts[-1] == [None]
 

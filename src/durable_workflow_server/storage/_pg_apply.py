@@ -3,8 +3,8 @@
 Round trips are this backend's main cost, so a mutation is compiled here into the arguments
 of one ``SELECT dw_apply_prepared(...)``: every precondition and row operation becomes a
 statement with its own ``text[]`` of arguments (the SQL casts what it reads), and the events
-and NOTIFY payloads travel as arrays. Sent on its own it is a whole transaction in one round
-trip.
+travel as arrays. Sent on its own it is a whole transaction in one round trip. It sends no
+NOTIFY: the backend announces wake-ups after the commit (``_pg_listen.Announcer``).
 
 Statements keep the order the engine relies on: preconditions first (runs in run-id order,
 then other rows, so that concurrent mutations lock in one order; see ``postgres``), then the
@@ -71,8 +71,7 @@ from durable_workflow_server.storage._rows import (
 #: The call; asyncpg prepares it once per connection.
 APPLY_SQL = (
     "SELECT dw_apply_prepared($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], "
-    "$7::int[], $8::int[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::text[], $14::text, "
-    "$15::text[])"
+    "$7::int[], $8::int[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::text[])"
 )
 #: SQLSTATE that ``dw_apply_prepared`` raises when a statement did not hold; the message is
 #: its index.
@@ -519,10 +518,8 @@ def compile_mutation(mutation: Mutation) -> Compiled:
     return out
 
 
-def call_args(
-    mutation: Mutation, compiled: Compiled, channel: str, notes: list[str], texts: list[str | None]
-) -> list[Any]:
-    """The 15 arguments of :data:`APPLY_SQL`; ``texts`` as :meth:`Compiled.texts` gives them."""
+def call_args(mutation: Mutation, compiled: Compiled, texts: list[str | None]) -> list[Any]:
+    """The 13 arguments of :data:`APPLY_SQL`; ``texts`` as :meth:`Compiled.texts` gives them."""
     remaining = {run_id: 0 for run_id in compiled.slots}
     for event in mutation.events:
         remaining[event.run_id] += 1
@@ -547,8 +544,6 @@ def call_args(
         [orjson.dumps(e.payload).decode() for e in events],
         [float(e.recorded_at) for e in events],
         [e.workflow_task_id for e in events],
-        channel,
-        notes,
     ]
 
 
@@ -585,12 +580,10 @@ async def forget_prepared(conn: Any) -> None:
     await conn.reload_schema_state()
 
 
-async def _call(
-    conn: Any, mutation: Mutation, compiled: Compiled, channel: str, notes: list[str], prepared: set[str]
-) -> list[int]:
+async def _call(conn: Any, mutation: Mutation, compiled: Compiled, prepared: set[str]) -> list[int]:
     texts = compiled.texts(prepared)
     try:
-        lasts = await conn.fetchval(APPLY_SQL, *call_args(mutation, compiled, channel, notes, texts))
+        lasts = await conn.fetchval(APPLY_SQL, *call_args(mutation, compiled, texts))
     except Exception as exc:
         if getattr(exc, "sqlstate", None) != FAILED:
             raise
@@ -602,9 +595,9 @@ async def _call(
     return list(lasts)
 
 
-async def apply_mutation(conn: Any, mutation: Mutation, channel: str, notes: list[str]) -> list[EventRow]:
-    """Apply ``mutation`` with one ``dw_apply_prepared`` call and NOTIFY ``notes`` on ``channel``
-    (both take effect at the commit of the caller's transaction, or at once outside one).
+async def apply_mutation(conn: Any, mutation: Mutation) -> list[EventRow]:
+    """Apply ``mutation`` with one ``dw_apply_prepared`` call (it takes effect at the commit of
+    the caller's transaction, or at once outside one). Wake-ups are the caller's to announce.
 
     Raises:
         PreconditionFailed: a precondition did not hold or an inserted key exists; nothing of
@@ -615,7 +608,7 @@ async def apply_mutation(conn: Any, mutation: Mutation, channel: str, notes: lis
     """
     compiled = compile_mutation(mutation)
     try:
-        lasts = await _call(conn, mutation, compiled, channel, notes, _prepared_on(conn))
+        lasts = await _call(conn, mutation, compiled, _prepared_on(conn))
     except Exception as exc:
         if getattr(exc, "sqlstate", None) not in LOST:
             raise
@@ -626,5 +619,5 @@ async def apply_mutation(conn: Any, mutation: Mutation, channel: str, notes: lis
         await forget_prepared(conn)
         if conn.is_in_transaction():
             raise
-        lasts = await _call(conn, mutation, compiled, channel, notes, _prepared_on(conn))
+        lasts = await _call(conn, mutation, compiled, _prepared_on(conn))
     return stored_events(mutation, compiled, lasts) if mutation.events else []

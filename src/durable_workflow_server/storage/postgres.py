@@ -22,9 +22,9 @@ Concurrency and durability choices, all dialect-specific and therefore kept here
   engine's builder between its lock and its write, so it stays an explicit transaction of
   four round trips: BEGIN, a ``dw_claim_*`` call (task, run lock state and the builder's row
   at once), ``dw_apply``, COMMIT.
-- Wake-ups cross nodes with LISTEN/NOTIFY (:mod:`._pg_listen`): ``dw_apply`` sends the NOTIFY
-  inside the write transaction, so it is delivered exactly when the rows it announces are
-  visible.
+- Wake-ups cross nodes with LISTEN/NOTIFY (:mod:`._pg_listen`), announced after the commit
+  in batches rather than inside the write: PostgreSQL makes notifying transactions commit one
+  at a time. A wake-up therefore always follows the rows it announces.
 - ``synchronous_commit`` stays on: a COMMIT (explicit or the autocommit of ``dw_apply``) is
   on disk before we acknowledge it.
 - Connections come from a small pool of our own (:mod:`._pg_pool`); asyncpg's costs as
@@ -64,7 +64,7 @@ from durable_workflow_server.storage._interface import (
 )
 from durable_workflow_server.storage._messages import MessageRow
 from durable_workflow_server.storage._pg_apply import apply_mutation, forget_prepared, wakes_of
-from durable_workflow_server.storage._pg_listen import Listener, encode
+from durable_workflow_server.storage._pg_listen import NOTIFY_SQL, Announcer, Listener
 from durable_workflow_server.storage._pg_migrate import migrate
 from durable_workflow_server.storage._pg_pool import Pool
 from durable_workflow_server.storage._pg_sql import (
@@ -134,6 +134,7 @@ class PostgresStorage(Storage):
         self._listener: WakeListener | None = None
         self._channel = "dw_wake"
         self._node = uuid.uuid4().hex
+        self._announcer = Announcer(self._node, self._notify)
         self._q = queries()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -179,6 +180,7 @@ class PostgresStorage(Storage):
 
     async def close(self) -> None:
         """Stop listening and close the pool (waiting for writes in flight); idempotent."""
+        await self._announcer.drain()
         listen, self._listen = self._listen, None
         if listen is not None:
             await listen.stop()
@@ -204,6 +206,15 @@ class PostgresStorage(Storage):
         if listener is not None:
             for wake in wakes:
                 listener(wake)
+        self._announcer.announce(_remote(wakes))
+
+    async def _notify(self, payloads: list[str]) -> None:
+        """Send wake-up payloads to the other nodes: on the listening connection, or on a
+        pooled one while that is being re-opened."""
+        listen = self._listen
+        if listen is not None and await listen.notify(payloads):
+            return
+        await self._pool_or_fail().fetchval(NOTIFY_SQL, (self._channel, payloads))
 
     async def ping(self) -> None:
         """Run a trivial query; raise StorageUnavailable if it fails or takes over 5 s."""
@@ -472,17 +483,12 @@ class PostgresStorage(Storage):
         finally:
             pool.release(conn, reusable=reusable)
 
-    def _notes(self, wakes: list[Wake]) -> list[str]:
-        """The NOTIFY payloads for the other nodes (``dw_apply`` sends them with the commit)."""
-        return encode(self._node, _remote(wakes))
-
     async def apply(self, mutation: Mutation) -> list[EventRow]:
         """Apply one mutation atomically: one ``dw_apply`` call, one round trip."""
         wakes = wakes_of(mutation)
-        notes = self._notes(wakes)
 
         async def body(conn: Any) -> tuple[list[EventRow], list[Wake]]:
-            return await apply_mutation(conn, mutation, self._channel, notes), wakes
+            return await apply_mutation(conn, mutation), wakes
 
         return await self._write(body, transaction=False)
 
@@ -510,7 +516,7 @@ class PostgresStorage(Storage):
             if mutation is None:
                 return ("skip", _task_id(task)), []
             wakes = wakes_of(mutation)
-            events = await apply_mutation(conn, mutation, self._channel, self._notes(wakes))
+            events = await apply_mutation(conn, mutation)
             claimed = _patched(table, task, mutation)
             if claimed is None:
                 sql = f"SELECT * FROM {table.__table__} WHERE task_id = $1"

@@ -6,13 +6,18 @@
 -- session-level prepared statements instead. dw_apply stays: a node of the previous release
 -- keeps calling it during a rolling upgrade.
 --
--- The contract is dw_apply's (modes, bounds, args, events and NOTIFYs mean the same) plus, per
+-- The contract is dw_apply's (modes, bounds, args and events mean the same) plus, per
 -- statement, the name of its prepared statement (``names``) and the SQL text to PREPARE under
 -- that name (``texts``; NULL when the caller knows the connection has it). The caller names a
 -- statement after its text, so a name always stands for the same text. Every text is prepared
 -- before the first statement runs, and only when the session lacks that name: a caller that
 -- lost track of what its connection holds sends the texts again and they are skipped. PREPARE
 -- is session state, not transactional: a failed call keeps what it prepared.
+--
+-- Unlike dw_apply it sends no NOTIFY: a transaction that notifies holds PostgreSQL's
+-- notification-queue lock from its pre-commit through its WAL flush, so every notifying write
+-- of every node commits one after the other. Nodes announce their wake-ups after the commit
+-- instead, batched, on a connection of their own (storage/_pg_listen.py).
 --
 -- A statement is prepared as ``PREPARE name(text[]) AS <sql reading $1[k]>`` and run as
 -- ``EXECUTE name('<its slice of args as an array literal>')``: a utility EXECUTE cannot take
@@ -31,9 +36,7 @@ CREATE FUNCTION dw_apply_prepared(
     ev_type TEXT[],
     ev_payload TEXT[],
     ev_at DOUBLE PRECISION[],
-    ev_task TEXT[],
-    channel TEXT,
-    notes TEXT[]
+    ev_task TEXT[]
 ) RETURNS BIGINT[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -66,9 +69,6 @@ BEGIN
         SELECT e.run_id, lasts[e.slot] - e.back, e.event_id, e.event_type, e.payload, e.recorded_at, e.task_id
         FROM unnest(ev_run, ev_slot, ev_back, ev_id, ev_type, ev_payload, ev_at, ev_task)
             AS e(run_id, slot, back, event_id, event_type, payload, recorded_at, task_id);
-    END IF;
-    IF coalesce(array_length(notes, 1), 0) > 0 THEN
-        PERFORM pg_notify(channel, note) FROM unnest(notes) AS note;
     END IF;
     RETURN lasts;
 END
