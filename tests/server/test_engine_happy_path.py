@@ -238,3 +238,44 @@ async def test_history_paging(engine: Engine) -> None:
             page_size=3,
         )
     assert err.value.reason == "invalid_page_token"
+
+
+async def test_a_completing_task_ends_itself_without_sweeping_the_runs_tasks(engine_storage: Storage) -> None:
+    """The closing write ends the task it completes first and sweeps no workflow tasks (the
+    completing task is the run's only open one); a terminate still sweeps them."""
+    from durable_workflow_server.storage import Mutation, Patch, PatchWhere, WorkflowTaskRow
+
+    applied: list[Mutation] = []
+    real_apply = engine_storage.apply
+
+    async def recording(m: Mutation) -> Any:
+        applied.append(m)
+        return await real_apply(m)
+
+    engine_storage.apply = recording  # type: ignore[method-assign]
+    eng = Engine(engine_storage, EngineSettings(timer_poll_seconds=0.2))
+    await eng.start()
+    try:
+        await register(eng)
+        for workflow_id in ("done-1", "cut-1"):
+            await eng.start_workflow(
+                NS, {"workflow_id": workflow_id, "workflow_type": "t", "task_queue": Q, "input": []}
+            )
+        task = await poll_wf(eng)
+        applied.clear()
+        await complete_wf(eng, task, [{"type": "complete_workflow", "result": env("ok")}])
+        closing = applied[-1]
+        assert not any(isinstance(op, PatchWhere) and op.table is WorkflowTaskRow for op in closing.ops)
+        first = closing.ops[0]
+        assert isinstance(first, Patch) and first.key == (task["task_id"],)
+        stored = await engine_storage.get_workflow_task(task["task_id"])
+        assert stored is not None and stored.status == "completed"
+        assert await engine_storage.open_workflow_task(task["run_id"]) is None
+
+        other = await poll_wf(eng)  # leased, then the run is terminated from outside
+        await eng.terminate_workflow(NS, "cut-1" if task["workflow_id"] == "done-1" else "done-1", reason="x")
+        assert await engine_storage.open_workflow_task(other["run_id"]) is None
+        swept = await engine_storage.get_workflow_task(other["task_id"])
+        assert swept is not None and swept.status == "cancelled"
+    finally:
+        await eng.stop()

@@ -488,7 +488,14 @@ async def apply(
                 )
             )
             await close_run(
-                core, run, m, now, status=RunStatus.COMPLETED, closed_reason="completed", output=output
+                core,
+                run,
+                m,
+                now,
+                status=RunStatus.COMPLETED,
+                closed_reason="completed",
+                output=output,
+                ending_task=task.task_id,
             )
         elif ctype == Command.FAIL_WORKFLOW:
             failure = {
@@ -508,7 +515,14 @@ async def apply(
                 payload["exception"] = cmd["exception"]
             m.events.append(event(run.run_id, Event.WORKFLOW_FAILED, payload, now, task.task_id))
             await close_run(
-                core, run, m, now, status=RunStatus.FAILED, closed_reason="failed", failure=failure
+                core,
+                run,
+                m,
+                now,
+                status=RunStatus.FAILED,
+                closed_reason="failed",
+                failure=failure,
+                ending_task=task.task_id,
             )
     fields: dict[str, Any] = {"next_workflow_sequence": last_sequence + 1, "last_progress_at": now}
     if search_attributes != run.search_attributes:

@@ -48,6 +48,7 @@ from durable_workflow_server.storage import (
     Wake,
     WorkerRow,
     WorkflowTaskRow,
+    WorkflowTaskState,
 )
 
 T = TypeVar("T")
@@ -310,8 +311,15 @@ async def close_run(
     closed_reason: str,
     output: str | None = None,
     failure: dict[str, Any] | None = None,
+    ending_task: str | None = None,
 ) -> None:
-    """Add to ``m`` the writes that close the run: status, and every open task and timer."""
+    """Add to ``m`` the writes that close the run: status, and every open task and timer.
+
+    ``ending_task`` names the workflow task whose completion closes the run when ``m`` itself
+    ends that task and is fenced on it being leased (``WorkflowTaskState``). A run has at most
+    one open workflow task (a unique index says so), so that one is the only one: no sweep of
+    the run's workflow tasks is written.
+    """
     fields: dict[str, Any] = {
         "status": status,
         "closed_reason": closed_reason,
@@ -327,7 +335,8 @@ async def close_run(
         fields["failure"] = failure
     m.ops.append(Patch(RunRow, (run.run_id,), fields))
     open_tasks = {"run_id": run.run_id, "status": AnyOf(("ready", "leased"))}
-    m.ops.append(PatchWhere(WorkflowTaskRow, open_tasks, {"status": "cancelled"}))
+    if ending_task is None or not _ends_leased_task(m, ending_task):
+        m.ops.append(PatchWhere(WorkflowTaskRow, open_tasks, {"status": "cancelled"}))
     # Leased activity attempts learn about it from heartbeats (cancel_requested) and
     # from the refusal of their completion.
     m.ops.append(PatchWhere(ActivityTaskRow, open_tasks, {"status": "cancelled"}))
@@ -345,6 +354,14 @@ async def close_run(
 
     await _children.on_run_closed(
         core, run, m, now, status=status, closed_reason=closed_reason, output=output, failure=failure
+    )
+
+
+def _ends_leased_task(m: Mutation, task_id: str) -> bool:
+    """Whether ``m`` is fenced on workflow task ``task_id`` being leased (so it is open)."""
+    return any(
+        isinstance(pre, WorkflowTaskState) and pre.task_id == task_id and pre.status == "leased"
+        for pre in m.preconditions
     )
 
 

@@ -464,6 +464,9 @@ async def complete(
         # One read of the run's open messages serves both hooks (nothing is written between).
         reads = _messages.Reads()
         await _messages.before_commands(core, run, task, plan.commands, m, now, reads)
+        # The task's own completion goes before the commands' writes (added below, once the
+        # reply is known): then storage can fold it into the check that the task is leased.
+        at = len(m.ops)
         status, created = await _commands.apply(core, run, task, plan, m, now)
         if status not in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
             force = await _messages.follow_up_resume(core, run, task, plan.commands, m, reads)
@@ -480,7 +483,8 @@ async def complete(
             "created_task_ids": created,
             "reason": None,
         }
-        m.ops.append(
+        m.ops.insert(
+            at,
             Patch(
                 WorkflowTaskRow,
                 (task_id,),
