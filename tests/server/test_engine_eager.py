@@ -172,3 +172,59 @@ async def test_eager_workflow_task_after_activity_failure(engine: Engine) -> Non
         failure={"message": "no", "non_retryable": True},
     )
     assert again["eager_workflow_task"] is None and again["outcome"] == "failed"
+
+
+def test_an_eager_lease_drops_the_wake_only_when_nothing_is_left_ready() -> None:
+    from durable_workflow_server.engine._eager import drop_idle_wakes
+    from durable_workflow_server.storage import (
+        Insert,
+        Mutation,
+        Patch,
+        PatchWhere,
+        Wake,
+        WorkflowTaskRow,
+    )
+
+    def task(task_id: str, status: str, queue: str = Q) -> WorkflowTaskRow:
+        return WorkflowTaskRow(
+            task_id=task_id,
+            namespace="default",
+            run_id=f"run-{task_id}",
+            workflow_id="w",
+            workflow_type="t",
+            task_queue=queue,
+            status=status,
+            available_at=0.0,
+            created_at=0.0,
+        )
+
+    poll = Wake(("workflow_task", "default", Q), "t")
+    other = Wake(("workflow_task", "default", "elsewhere"), "t")
+    run = Wake(("run", "r1"))
+
+    def after(*ops: Any) -> list[Wake]:
+        m = Mutation(ops=list(ops), wakes=[poll, other, run])
+        drop_idle_wakes(m, WorkflowTaskRow, "default", Q)
+        return m.wakes
+
+    assert after(Insert(task("a", "leased"))) == [other, run]
+    assert after(Insert(task("a", "ready")), Patch(WorkflowTaskRow, ("a",), {"status": "leased"})) == [
+        other,
+        run,
+    ]
+    assert after(Insert(task("a", "leased")), Patch(WorkflowTaskRow, ("z",), {"status": "completed"})) == [
+        other,
+        run,
+    ]
+    assert after(Insert(task("a", "leased")), Insert(task("b", "ready"))) == [poll, other, run]
+    assert after(Insert(task("a", "leased")), Insert(task("b", "ready", "elsewhere"))) == [other, run]
+    assert after(Insert(task("a", "leased")), Patch(WorkflowTaskRow, ("z",), {"attempt": 2})) == [
+        poll,
+        other,
+        run,
+    ]
+    assert after(Insert(task("a", "leased")), PatchWhere(WorkflowTaskRow, {"run_id": "r"}, {"x": 1})) == [
+        poll,
+        other,
+        run,
+    ]

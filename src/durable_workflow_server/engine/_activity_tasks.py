@@ -28,7 +28,12 @@ from durable_workflow_server.engine._core import (
     is_closed,
     run_closed_error,
 )
-from durable_workflow_server.engine._eager import eligible_worker, lease_workflow_task, scheduled_activities
+from durable_workflow_server.engine._eager import (
+    drop_idle_wakes,
+    eligible_worker,
+    lease_workflow_task,
+    scheduled_activities,
+)
 from durable_workflow_server.engine._errors import EngineError, invalid
 from durable_workflow_server.engine._ids import new_id
 from durable_workflow_server.engine._payloads import PayloadInvalid, envelope, stored_from_envelope
@@ -175,6 +180,8 @@ def lease_eagerly(
             act, status="started", attempt_number=task.attempt_number, current_task_id=task.task_id
         )
         leased.append((_task_dict(row, started), row, started))
+    if leased:
+        drop_idle_wakes(m, ActivityTaskRow, worker.namespace, worker.task_queue)
     return leased
 
 

@@ -19,6 +19,8 @@ from durable_workflow_server.storage import (
     Insert,
     Mutation,
     Patch,
+    PatchWhere,
+    Put,
     RunRow,
     WorkerRow,
     WorkflowTaskRow,
@@ -119,6 +121,7 @@ def lease_workflow_task(
         history_cap=run.last_history_sequence + appended,
     )
     m.ops[index] = Insert(leased)
+    drop_idle_wakes(m, WorkflowTaskRow, task.namespace, task.task_queue)
     m.ops.append(
         Patch(
             RunRow,
@@ -127,3 +130,30 @@ def lease_workflow_task(
         )
     )
     return leased
+
+
+def drop_idle_wakes(
+    m: Mutation, table: type[WorkflowTaskRow] | type[ActivityTaskRow], ns: str, queue: str
+) -> None:
+    """Remove ``m``'s wake-up of the pollers of ``queue`` when ``m`` leaves them nothing to find.
+
+    After an eager lease the task ``m`` inserts is leased already: a poll woken for it would
+    read storage and go back to waiting. The wake stays whenever any task of that queue may
+    end up ready after ``m`` (inserted ready, patched to ready or without a status, or
+    touched by a filtered patch or a whole-row put).
+    """
+    kind = "workflow_task" if table is WorkflowTaskRow else "activity_task"
+    status: dict[str, str | None] = {}  # task id -> its status after m, None if unknown
+    for op in m.ops:
+        if isinstance(op, Insert | Put) and isinstance(op.row, table):
+            if op.row.namespace == ns and op.row.task_queue == queue:
+                status[op.row.task_id] = op.row.status
+        elif isinstance(op, Patch) and op.table is table:
+            value = op.fields.get("status")
+            status[str(op.key[0])] = value if isinstance(value, str) else None
+        elif isinstance(op, PatchWhere) and op.table is table:
+            return
+    if any(value in (None, "ready") for value in status.values()):
+        return
+    key = (kind, ns, queue)
+    m.wakes[:] = [wake for wake in m.wakes if wake.key != key]
