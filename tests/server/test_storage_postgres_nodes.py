@@ -54,6 +54,9 @@ async def nodes(schema: str) -> AsyncIterator[list[object]]:
     stores = [PostgresStorage(postgres_dsn(), schema=schema) for _ in range(2)]
     for store in stores:
         await store.open()
+    # The second node's hello came back to it before open() returned; the first has heard it
+    # by then or a moment later (presence: storage._pg_announce).
+    await _until(lambda: all(store.peer_nodes() for store in stores))
     yield list(stores)
     for store in stores:
         await store.close()
@@ -123,7 +126,8 @@ async def test_listener_reconnects_after_its_connection_dies(nodes: list[object]
     try:
         killed = await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE pid <> pg_backend_pid() AND query LIKE 'LISTEN%' AND datname = current_database()"
+            "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+            "AND (query LIKE 'LISTEN%' OR query LIKE '%pg_notify%')"
         )
     finally:
         await conn.close()

@@ -1,25 +1,18 @@
-"""Wake-ups between server nodes: PostgreSQL LISTEN/NOTIFY.
+"""Wake-ups between server nodes: PostgreSQL LISTEN/NOTIFY (the receiving side).
 
 After a write commits, the node wakes its own waiters at once and hands the wake-ups meant
-for other nodes to its :class:`Announcer`, which sends them with ``pg_notify`` on the schema's
-channel. The payload is JSON: ``{"n": <sending node>, "w": [[key, detail], ...]}`` where
-``key`` is the wake key (``["workflow_task", ns, queue]``, ``["run", run_id]``, ...).
+for other nodes to its announcer (``_pg_announce``), which sends them with ``pg_notify`` on
+the schema's channel, outside the write's transaction. A payload is JSON:
+``{"n": <sending node>, "w": [[key, detail], ...]}`` for wake-ups, where ``key`` is the wake
+key (``["workflow_task", ns, queue]``, ``["run", run_id]``, ...), or ``{"n": <node>, "p":
+"hello" | "here" | "bye"}`` for the presence notes that tell nodes whether anyone else
+listens.
 
-The NOTIFY is not part of the write's transaction, on purpose. PostgreSQL serialises the
-commits of notifying transactions: each holds the notification-queue lock from its
-pre-commit through its WAL flush, so with a NOTIFY in every write, all writes of all nodes
-committed one at a time (measured: about 12 % of throughput on one node). The announcer
-sends one batch at a time on the listening connection, in a transaction that writes no WAL;
-while a batch is on its way the next one gathers, deduplicated. A wake-up reaches the other
-nodes one round trip after the commit instead of with it. If a node dies between its commit
-and its announcement, or the connection is down, the others miss those wake-ups, which costs
-only latency: every long poll also re-checks storage periodically, and every node's timer
-loop reads the table at least once a second.
-
-Each node holds one dedicated connection that LISTENs and feeds the engine's wake-up
-callback. A node ignores its own notifications: it already woke its waiters right after the
-commit. If the listening connection drops, it is re-opened with backoff; wake-ups missed
-meanwhile only cost latency, for the same reason.
+Each node holds one dedicated connection that LISTENs, feeds the engine's wake-up callback
+and reports presence notes. A node ignores its own wake-ups: it already woke its waiters right
+after the commit. If the listening connection drops, it is re-opened with backoff; wake-ups
+missed meanwhile only cost latency: every long poll also re-checks storage periodically, and
+every node's timer loop reads the table at least once a second.
 """
 
 from __future__ import annotations
@@ -27,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -63,16 +56,30 @@ def encode(node: str, wakes: Iterable[Wake]) -> list[str]:
 
 def decode(payload: str) -> tuple[str, list[Wake]]:
     """``(sending node, wakes)`` of one payload; raises ValueError when it is not ours."""
+    node, wakes, _ = decode_note(payload)
+    return node, wakes
+
+
+def presence(node: str, note: str) -> str:
+    """The payload of a presence note (``hello``, ``here`` or ``bye``)."""
+    return orjson.dumps({"n": node, "p": note}).decode()
+
+
+def decode_note(payload: str) -> tuple[str, list[Wake], str | None]:
+    """``(sending node, wakes, presence note or None)``; raises ValueError when it is not ours."""
     try:
         data = orjson.loads(payload)
         node = str(data["n"])
+        note = data.get("p")
+        if isinstance(note, str):
+            return node, [], note
         wakes = [
             Wake(tuple(str(part) for part in key), None if detail is None else str(detail))
             for key, detail in data["w"]
         ]
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"not a wake-up payload: {payload[:80]!r}") from exc
-    return node, wakes
+    return node, wakes, None
 
 
 class Listener:
@@ -83,6 +90,10 @@ class Listener:
         channel: the channel to LISTEN on.
         node: this node's id (its own notifications are skipped).
         deliver: called on the event loop for each remote wake-up.
+        heard: called with ``(node, presence note or None)`` for every notification of ours,
+            this node's own included (``None``: a wake-up payload).
+        opened: called each time the connection LISTENs (the first time and after a
+            reconnect).
     """
 
     def __init__(
@@ -91,11 +102,15 @@ class Listener:
         channel: str,
         node: str,
         deliver: Callable[[Wake], None],
+        heard: Callable[[str, str | None], None] | None = None,
+        opened: Callable[[], None] | None = None,
     ) -> None:
         self._connect = connect
         self._channel = channel
         self._node = node
         self._deliver = deliver
+        self._heard = heard
+        self._opened = opened
         self._conn: Any = None
         self._closed = False
         self._reconnect: asyncio.Task[None] | None = None
@@ -113,13 +128,17 @@ class Listener:
             raise
         conn.add_termination_listener(self._on_lost)
         self._conn = conn
+        if self._opened is not None:
+            self._opened()
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         try:
-            node, wakes = decode(payload)
+            node, wakes, note = decode_note(payload)
         except ValueError:
             log.warning("ignoring a notification on %s that is not a wake-up", channel)
             return
+        if self._heard is not None:
+            self._heard(node, note)
         if node == self._node:
             return
         for wake in wakes:
@@ -168,48 +187,3 @@ class Listener:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
-
-
-class Announcer:
-    """Sends this node's wake-ups to the other nodes, after the writes that raised them
-    committed: one batch in flight at a time, the next gathering meanwhile.
-
-    Args:
-        node: this node's id (the payload's sender).
-        send: sends a list of payloads; may raise (the batch is then dropped and logged).
-    """
-
-    def __init__(self, node: str, send: Callable[[list[str]], Awaitable[None]]) -> None:
-        self._node = node
-        self._send = send
-        self._pending: dict[Wake, None] = {}
-        self._task: asyncio.Task[None] | None = None
-        #: Batches sent so far (tests, metrics).
-        self.batches = 0
-
-    def announce(self, wakes: Iterable[Wake]) -> None:
-        """Queue ``wakes`` for the other nodes (call on the event loop, after the commit)."""
-        for wake in wakes:
-            self._pending[wake] = None
-        if self._pending and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._flush())
-
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch = list(self._pending)
-                self._pending.clear()
-                self.batches += 1
-                try:
-                    await self._send(encode(self._node, batch))
-                except Exception as exc:  # the others re-check periodically; keep going
-                    log.warning("could not announce %d wake-up(s) to other nodes: %r", len(batch), exc)
-        finally:
-            self._task = None
-
-    async def drain(self, timeout: float = 5.0) -> None:
-        """Wait (at most ``timeout`` seconds) until everything queued has been sent."""
-        task = self._task
-        if task is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(task), timeout)

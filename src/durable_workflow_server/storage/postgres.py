@@ -22,9 +22,10 @@ Concurrency and durability choices, all dialect-specific and therefore kept here
   engine's builder between its lock and its write, so it stays an explicit transaction of
   four round trips: BEGIN, a ``dw_claim_*`` call (task, run lock state and the builder's row
   at once), ``dw_apply``, COMMIT.
-- Wake-ups cross nodes with LISTEN/NOTIFY (:mod:`._pg_listen`), announced after the commit
-  in batches rather than inside the write: PostgreSQL makes notifying transactions commit one
-  at a time. A wake-up therefore always follows the rows it announces.
+- Wake-ups cross nodes with LISTEN/NOTIFY (:mod:`._pg_listen`, :mod:`._pg_announce`),
+  announced after the commit in batches rather than inside the write (PostgreSQL makes
+  notifying transactions commit one at a time), and only while another node listens. A
+  wake-up therefore always follows the rows it announces.
 - ``synchronous_commit`` stays on: a COMMIT (explicit or the autocommit of ``dw_apply``) is
   on disk before we acknowledge it.
 - Connections come from a small pool of our own (:mod:`._pg_pool`); asyncpg's costs as
@@ -63,8 +64,9 @@ from durable_workflow_server.storage._interface import (
     WorkflowClaimBuilder,
 )
 from durable_workflow_server.storage._messages import MessageRow
+from durable_workflow_server.storage._pg_announce import Announcer, Peers
 from durable_workflow_server.storage._pg_apply import apply_mutation, forget_prepared, wakes_of
-from durable_workflow_server.storage._pg_listen import NOTIFY_SQL, Announcer, Listener
+from durable_workflow_server.storage._pg_listen import NOTIFY_SQL, Listener
 from durable_workflow_server.storage._pg_migrate import migrate
 from durable_workflow_server.storage._pg_pool import Pool
 from durable_workflow_server.storage._pg_sql import (
@@ -134,7 +136,7 @@ class PostgresStorage(Storage):
         self._listener: WakeListener | None = None
         self._channel = "dw_wake"
         self._node = uuid.uuid4().hex
-        self._announcer = Announcer(self._node, self._notify)
+        self._announcer = Announcer(self._node, self._notify, Peers())
         self._q = queries()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -167,7 +169,15 @@ class PostgresStorage(Storage):
             self._channel = f"dw_wake_{current}"[:63]
             pool = Pool(self._connect, self._pool_size)
             await pool.start()
-            listen = Listener(self._connect, self._channel, self._node, self._remote_wake)
+            announcer = self._announcer
+            listen = Listener(
+                self._connect,
+                self._channel,
+                self._node,
+                self._remote_wake,
+                heard=announcer.heard,
+                opened=announcer.listening,
+            )
             try:
                 await listen.start()
             except BaseException:
@@ -177,10 +187,13 @@ class PostgresStorage(Storage):
             raise StorageUnavailable(f"cannot open the PostgreSQL database: {exc}") from exc
         self._pool = pool
         self._listen = listen
+        # Serve only once the nodes already running have heard this one (or after a second).
+        await announcer.introduced()
+        announcer.start_heartbeat()
 
     async def close(self) -> None:
         """Stop listening and close the pool (waiting for writes in flight); idempotent."""
-        await self._announcer.drain()
+        await self._announcer.stop()
         listen, self._listen = self._listen, None
         if listen is not None:
             await listen.stop()
@@ -190,6 +203,10 @@ class PostgresStorage(Storage):
                 await asyncio.wait_for(pool.close(), 10)
             except (TimeoutError, *_UNAVAILABLE):
                 pool.terminate()
+
+    def peer_nodes(self) -> list[str]:
+        """The other nodes heard on this database's wake-up channel lately (tests, metrics)."""
+        return self._announcer.peers.alive()
 
     def set_wake_listener(self, listener: WakeListener | None) -> None:
         """Register the wake-up callback: this node's wakes after commit, and other nodes'
