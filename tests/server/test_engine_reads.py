@@ -151,12 +151,36 @@ async def test_one_activity_workflow_reads_little(nodes: Nodes) -> None:
         commands=[{"type": "complete_workflow", "result": env("ok")}],
     )
     assert final["run_status"] == "completed"
-    # Three reports, one read: the open messages after the first completion (a requested
-    # update leaves no trace anywhere else). The task rows, the runs and the worker come from
-    # the leases that handed the tasks out; the history, "no condition waits" and "no
-    # children" from this node's copy of the run's history; "no workflow task open" from the
-    # first completion, which ended the only one.
-    assert nodes.reads == Counter({"open_messages": 1}), nodes.reads
+    # Three reports, no read. The task rows, the runs and the worker come from the leases that
+    # handed the tasks out; the history, "no condition waits" and "no children" from this
+    # node's copy of the run's history; "no workflow task open" from the first completion,
+    # which ended the only one; "no open update" from this node having created the run, and
+    # every write since being this node's own (an update moves the run version).
+    assert nodes.reads == Counter(), nodes.reads
+
+
+async def test_an_update_through_another_node_is_not_missed(nodes: Nodes) -> None:
+    """Node a knows its run had no update; one arrives through node b while a's worker holds
+    the task. The completion's fence fails on the moved version, and the retry reads the
+    messages and starts the update's task."""
+    await register(nodes.a)
+    task = await first_task(nodes.a, "upd-1")
+    status, _ = await nodes.b.update_workflow(
+        NS, "upd-1", None, "bump", wait_for="accepted", wait_timeout_seconds=0
+    )
+    assert status == 202
+    nodes.reads.clear()
+    reply = await nodes.a.complete_workflow_task(
+        NS,
+        task["task_id"],
+        lease_owner="w1",
+        attempt=task["workflow_task_attempt"],
+        commands=[ACTIVITY],
+    )
+    assert nodes.reads["open_messages"] == 1
+    assert len(reply["created_task_ids"]) == 2  # the activity's task and the update's
+    follow = (await nodes.a.poll_workflow_task(NS, worker_id="w1", task_queue=Q, timeout_seconds=1))["task"]
+    assert follow is not None and follow["task_id"] in reply["created_task_ids"]
 
 
 async def test_remembered_run_is_the_stored_run(nodes: Nodes) -> None:

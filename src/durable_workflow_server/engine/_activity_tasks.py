@@ -683,8 +683,8 @@ async def _record_outcome(
     )
     events = await core.storage.apply(m)
     core.history.add(run.run_id, events)
-    if leased is not None:
-        after = run_after(run, m, events)
-        if after is not None:
-            core.recent.put_workflow_task(leased, after)
+    after = run_after(run, m, events)
+    core.recent.carry_no_updates(run, m, after)
+    if leased is not None and after is not None:
+        core.recent.put_workflow_task(leased, after)
     return reply

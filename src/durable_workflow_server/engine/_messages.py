@@ -134,6 +134,11 @@ class Reads:
     def __init__(self) -> None:
         self._open: dict[str, list[MessageRow]] = {}
 
+    def read_no_updates(self, run_id: str) -> bool:
+        """Whether this request read the run's open messages and found no update among them."""
+        rows = self._open.get(run_id)
+        return rows is not None and not any(row.kind == "update" for row in rows)
+
     async def open_messages(self, core: Core, run_id: str) -> list[MessageRow]:
         """``Storage.open_messages(run_id)``, read on first use."""
         rows = self._open.get(run_id)
@@ -509,7 +514,10 @@ async def follow_up_resume(
     ended = commands is not None and any(
         c.get("type") in (Command.COMPLETE_UPDATE, Command.FAIL_UPDATE) for c in commands
     )
-    updates = [u for u in await (reads or Reads()).open_messages(core, run.run_id) if u.kind == "update"]
+    if core.recent.no_updates(run.run_id, run.version):  # known at this very version: no read
+        updates: list[MessageRow] = []
+    else:
+        updates = [u for u in await (reads or Reads()).open_messages(core, run.run_id) if u.kind == "update"]
     for status in ("requested", "accepted"):  # not delivered yet (or not answered yet)
         for update in updates:
             if update.status == status and (current is None or update.message_id != current.message_id):

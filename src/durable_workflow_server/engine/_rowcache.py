@@ -14,9 +14,12 @@ Both are safe with several server nodes over one database because of how they ar
   any other (``RunVersion`` and the task-state precondition), so a row that went stale makes
   its write fail and the retry reads storage; a refusal decided on them is decided again on
   fresh rows (see ``cached_then_fresh``). It also keeps two facts that cannot go stale: a run
-  this node closed (a closed run stays closed, with its outcome), and "run R had no open
+  this node closed (a closed run stays closed, with its outcome), "run R had no open
   workflow task at version V" (every write that opens or ends a workflow task moves the run
-  version, so the fact is only used by a write fenced on exactly that version).
+  version, so the fact is only used by a write fenced on exactly that version), and "run R
+  had no open update at version V" (an update is only ever inserted by a write fenced on the
+  run version; the fact starts with a run this node created and is carried by this node's
+  own fenced writes that insert no update).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from durable_workflow_server.storage import (
     WorkerRow,
     WorkflowTaskRow,
 )
+from durable_workflow_server.storage._messages import MessageRow
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -178,6 +182,7 @@ class RecentRows:
         self._closed: _Bounded[str, RunRow] = _Bounded(limit)
         self._closing: dict[str, tuple[Wake, RunRow]] = {}
         self._task_free: _Bounded[str, int] = _Bounded(limit)
+        self._no_updates: _Bounded[str, int] = _Bounded(limit)
 
     def put_workflow_task(self, task: WorkflowTaskRow, run: RunRow) -> None:
         """Remember a committed leased workflow task and its run as that write left it."""
@@ -238,6 +243,27 @@ class RecentRows:
     def task_free(self, run_id: str, version: int) -> bool:
         """Whether the run is known to have no open workflow task at exactly ``version``."""
         return self._task_free.get(run_id) == version
+
+    def note_no_updates(self, run_id: str, version: int) -> None:
+        """Remember that at ``version`` the run had no open update."""
+        self._no_updates.put(run_id, version)
+
+    def no_updates(self, run_id: str, version: int) -> bool:
+        """Whether the run is known to have no open update at exactly ``version``."""
+        return self._no_updates.get(run_id) == version
+
+    def carry_no_updates(self, run: RunRow, m: Mutation, after: RunRow | None, known: bool = False) -> None:
+        """After the committed ``m``, fenced on ``run``: if the run had no open update at that
+        version (remembered, or ``known`` from a read under the same fence) and ``m`` inserted
+        none, it has none at the version ``m`` left (``after``)."""
+        if after is None or not (known or self.no_updates(run.run_id, run.version)):
+            return
+        if not any(p == RunVersion(run.run_id, run.version) for p in m.preconditions):
+            return
+        for op in m.ops:
+            if isinstance(op, Insert | Put) and isinstance(op.row, MessageRow) and op.row.kind == "update":
+                return
+        self.note_no_updates(run.run_id, after.version)
 
 
 async def cached_then_fresh(cached: R | None, attempt: Callable[[R | None], Awaitable[T]]) -> T:

@@ -27,6 +27,7 @@ from durable_workflow_server.engine._errors import EngineError, invalid
 from durable_workflow_server.engine._ids import new_id
 from durable_workflow_server.engine._limits import MAX_DURATION_SECONDS
 from durable_workflow_server.engine._payloads import PayloadInvalid, start_input
+from durable_workflow_server.engine._rowcache import inserted_run
 from durable_workflow_server.engine._search_index import index_search_attributes
 from durable_workflow_server.engine._time import iso
 from durable_workflow_server.engine._workflow_tasks import eager_task_dict
@@ -321,6 +322,10 @@ async def _start_once(
     if leased is None:
         m.wakes.append(Wake(("workflow_task", ns, run.task_queue), run.workflow_type))
     events = await core.storage.apply(m)
+    # A run this node just created has no update yet (engine._rowcache).
+    created = inserted_run(m, run.run_id, events)
+    if created is not None:
+        core.recent.note_no_updates(run.run_id, created.version)
     reply = _start_reply(run, "started_new")
     if leased is None:
         return reply, None

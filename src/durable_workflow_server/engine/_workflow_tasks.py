@@ -233,9 +233,13 @@ async def poll(
         if claimed is not None:
             task = claimed[0]
             try:
-                run = _run_after_lease(leased_runs.pop(task.task_id, None))
+                before = leased_runs.pop(task.task_id, None)
+                run = _run_after_lease(before)
                 if run is not None:
                     core.recent.put_workflow_task(task, run)
+                    # The lease inserted no update: what was known of its run still holds.
+                    if before is not None and core.recent.no_updates(before.run_id, before.version):
+                        core.recent.note_no_updates(run.run_id, run.version)
                 else:
                     run = await core.storage.get_run(task.run_id)
                 assert run is not None
@@ -511,6 +515,8 @@ async def complete(
         events = await _apply_closing(core, run, m) if closing else await core.storage.apply(m)
         written = run_after(run, m, events)
         _remember_completion(core, task_id, m, events, written, closing)
+        if not closing:
+            core.recent.carry_no_updates(run, m, written, known=reads.read_no_updates(run.run_id))
         if eager:
             _activity_tasks.remember_leased(core, eager, written)
         if eager_activity_slots is None:
