@@ -19,7 +19,6 @@ The input is not modified: the engine keeps using its own operations after the w
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,14 +63,17 @@ def _fold(earlier: Operation | None, patch: Patch) -> Operation | None:
     """``earlier`` followed by ``patch`` as one operation, or None when they cannot merge."""
     if isinstance(earlier, Insert | Put):
         values: dict[str, Any] = {}
+        columns = type(earlier.row).__dataclass_fields__
         for name, value in patch.fields.items():
+            if name not in columns:
+                return None  # not a column: leave it to the backend to refuse loudly
             if isinstance(value, Inc):
                 current = getattr(earlier.row, name)
                 if type(current) is not int:
                     return None  # NULL + n stays NULL in SQL; leave such a patch alone
                 value = current + value.by
             values[name] = value
-        row = dataclasses.replace(earlier.row, **values)
+        row = _with(earlier.row, values)
         return Insert(row) if isinstance(earlier, Insert) else Put(row)
     if isinstance(earlier, Patch):
         fields = dict(earlier.fields)
@@ -87,3 +89,12 @@ def _fold(earlier: Operation | None, patch: Patch) -> Operation | None:
             fields[name] = value
         return Patch(earlier.table, earlier.key, fields)
     return None
+
+
+def _with(row: Row, values: dict[str, Any]) -> Row:
+    """A copy of ``row`` with ``values`` set (``dataclasses.replace`` without its per-call
+    cost: rows are plain dataclasses, and ``values`` names only their fields)."""
+    copy: Row = object.__new__(type(row))
+    copy.__dict__.update(row.__dict__)
+    copy.__dict__.update(values)
+    return copy

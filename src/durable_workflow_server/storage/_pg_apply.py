@@ -36,9 +36,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -123,19 +124,54 @@ def _casts(cls: type[Row]) -> dict[str, str]:
     return casts
 
 
-def _text(cls: type[Row], name: str, value: Any) -> str | None:
-    """One value as the text its column's cast reads back (``None`` is NULL)."""
-    if value is None:
-        return None
-    if name in cls.__json__:
-        return orjson.dumps(value).decode()
-    if name in cls.__bools__:
-        return "true" if value else "false"
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _bool_text(value: Any) -> str | None:
+    return None if value is None else ("true" if value else "false")
+
+
+def _plain_text(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
     if type(value) is float:
         return repr(value)
     if type(value) is bool:  # an int column given a bool, as asyncpg accepted
         return str(int(value))
     return str(value)
+
+
+_Text = Callable[[Any], "str | None"]
+
+
+def _converters(cls: type[Row]) -> dict[str, _Text]:
+    """Per column, what turns its value into the text its cast reads back."""
+    key = ("texts", cls)
+    found: dict[str, _Text] | None = _MEMO.get(key)
+    if found is None:
+        found = _MEMO[key] = {
+            name: _json_text if name in cls.__json__ else _bool_text if name in cls.__bools__ else _plain_text
+            for name in _casts(cls)
+        }
+    return found
+
+
+def _text(cls: type[Row], name: str, value: Any) -> str | None:
+    """One value as the text its column's cast reads back (``None`` is NULL)."""
+    return _converters(cls)[name](value)
+
+
+def _row_texts(row: Row) -> list[str | None]:
+    """Every column of ``row`` as text, in the order of :func:`_insert_sql`'s references."""
+    cls = type(row)
+    key = ("row", cls)
+    found: tuple[Callable[[Row], tuple[Any, ...]], tuple[_Text, ...]] | None = _MEMO.get(key)
+    if found is None:
+        convs = _converters(cls)
+        found = _MEMO[key] = (attrgetter(*convs), tuple(convs.values()))
+    getter, convs_in_order = found
+    return [conv(value) for conv, value in zip(convs_in_order, getter(row), strict=True)]
 
 
 def _known(cls: type[Row], name: str) -> str:
@@ -468,8 +504,9 @@ def _reserving_insert(ops: list[Any], counts: dict[str, int], slots: dict[str, i
 
 def _insert_reserving(out: Compiled, row: RunRow, counts: dict[str, int]) -> None:
     """Insert a run with its events' sequences reserved; returns the last of them."""
-    row = dataclasses.replace(row, last_history_sequence=row.last_history_sequence + counts[row.run_id])
-    args = [_text(RunRow, name, getattr(row, name)) for name in _casts(RunRow)]
+    args = _row_texts(row)
+    lhs = list(_casts(RunRow)).index("last_history_sequence")
+    args[lhs] = str(row.last_history_sequence + counts[row.run_id])
     sql = _insert_sql(RunRow, False, _RETURN_LAST)
     out.add(sql, "r", args, ("exists", RunRow.__table__), reserves=row.run_id)
 
@@ -478,7 +515,7 @@ def _operation(out: Compiled, op: object) -> None:
     args: list[str | None] = []
     if isinstance(op, Insert | Put):
         cls = type(op.row)
-        args = [_text(cls, name, getattr(op.row, name)) for name in _casts(cls)]
+        args = _row_texts(op.row)
         if isinstance(op, Insert):
             out.add(_insert_sql(cls, False, _TOUCHED), "c", args, ("exists", cls.__table__))
         else:
