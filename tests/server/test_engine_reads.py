@@ -322,6 +322,40 @@ async def test_result_of_a_run_closed_here_is_not_read_again(nodes: Nodes) -> No
     assert nodes.reads["get_run"] == 0
 
 
+async def test_a_result_wait_on_a_run_started_here_reads_nothing_first(nodes: Nodes) -> None:
+    """The first look of a waiting result request uses the run this node started; a request
+    that does not wait reads (its status must be current), and so does one on a node that
+    knows of other nodes."""
+    engine = nodes.a
+    # Node b shares the database: on PostgreSQL node a has heard of it, so act alone first.
+    engine.storage.has_other_nodes = lambda: False  # type: ignore[method-assign]
+    await register(engine)
+    task = await first_task(engine, "result-2")
+    nodes.reads.clear()
+    waiting = asyncio.create_task(engine.await_run_result(NS, "result-2", task["run_id"], wait_seconds=5))
+    await asyncio.sleep(0.05)
+    assert nodes.reads["get_run"] == 0
+    now = await engine.await_run_result(NS, "result-2", task["run_id"], wait_seconds=0)
+    assert nodes.reads["get_run"] == 1 and now["status"] == "running"  # fresh, not as started
+    await engine.complete_workflow_task(
+        NS,
+        task["task_id"],
+        lease_owner="w1",
+        attempt=task["workflow_task_attempt"],
+        commands=[{"type": "complete_workflow", "result": env("ok")}],
+    )
+    result = await waiting
+    assert result["status"] == "completed" and nodes.reads["get_run"] == 1
+
+    engine.storage.has_other_nodes = lambda: True  # type: ignore[method-assign]
+    other = await first_task(engine, "result-3")
+    nodes.reads.clear()
+    waiting = asyncio.create_task(engine.await_run_result(NS, "result-3", other["run_id"], wait_seconds=5))
+    await asyncio.sleep(0.05)
+    assert nodes.reads["get_run"] == 1
+    waiting.cancel()
+
+
 async def test_start_write_needs_no_read_for_its_eager_task(nodes: Nodes) -> None:
     """``eager_task_dict(..., write=(m, events))``: a start that inserted the run and leased its
     first task hands over both without reading them (and its completion reads nothing either)."""

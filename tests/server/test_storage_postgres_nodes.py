@@ -268,3 +268,22 @@ async def test_a_long_poll_on_one_node_answers_at_once_for_a_task_made_on_anothe
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_nodes_know_of_each_other_and_forget_one_that_leaves(nodes: list[object], schema: str) -> None:
+    from durable_workflow_server.storage.postgres import PostgresStorage
+
+    a, b = nodes  # type: ignore[misc]
+    assert a.has_other_nodes() and b.has_other_nodes()
+    alone = PostgresStorage(postgres_dsn(), schema=f"{schema}_alone")
+    try:
+        await alone.open()
+        assert not alone.has_other_nodes()  # a node on its own announces nothing
+    finally:
+        await alone.close()
+        drop_schema(postgres_dsn(), f"{schema}_alone")
+    third = PostgresStorage(postgres_dsn(), schema=schema)
+    await third.open()
+    await _until(lambda: len(a.peer_nodes()) == 2 and len(third.peer_nodes()) == 2)
+    await third.close()  # says bye
+    await _until(lambda: len(a.peer_nodes()) == 1 and len(b.peer_nodes()) == 1)

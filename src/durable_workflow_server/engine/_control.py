@@ -388,6 +388,25 @@ async def close_by_request(
     return await core.retrying(once)
 
 
+async def _named_run(core: Core, run_id: str, waits: bool) -> RunRow | None:
+    """The run for the first look of a result wait, read only when this node cannot tell.
+
+    A run this node closed is final. When the caller will wait, a run this node started is
+    good enough while no other node is known to write (``Storage.has_other_nodes``): only its
+    identity and "closed or not" are looked at before the wait, identity never changes, this
+    node's own close is remembered (above), and a close elsewhere that this node missed is
+    caught by the wait's periodic re-read, costing latency only. Whatever the wait ends with
+    is read fresh, so no stale status is ever reported.
+    """
+    closed = core.recent.closed_run(run_id)
+    if closed is not None:
+        return closed
+    started = core.recent.started_run(run_id) if waits else None
+    if started is not None and not core.storage.has_other_nodes():
+        return started
+    return await core.storage.get_run(run_id)
+
+
 async def await_run_result(
     core: Core, ns: str, workflow_id: str, run_id: str | None, *, wait_seconds: float | None
 ) -> dict[str, Any]:
@@ -397,7 +416,8 @@ async def await_run_result(
     early = core.notifier.mark(("run_closed", run_id)) if isinstance(run_id, str) else None
     # A named run of this workflow and namespace needs no workflow row; anything else takes
     # the full lookup, which also picks the right "not found".
-    named = await core.storage.get_run(run_id) if isinstance(run_id, str) else None
+    waits = isinstance(wait_seconds, int | float) and not isinstance(wait_seconds, bool) and wait_seconds > 0
+    named = await _named_run(core, run_id, waits) if isinstance(run_id, str) else None
     if named is not None and named.workflow_id == workflow_id and named.namespace == ns:
         run = named
     else:

@@ -183,6 +183,7 @@ class RecentRows:
         self._closing: dict[str, tuple[Wake, RunRow]] = {}
         self._task_free: _Bounded[str, int] = _Bounded(limit)
         self._no_updates: _Bounded[str, int] = _Bounded(limit)
+        self._started: _Bounded[str, RunRow] = _Bounded(limit)
 
     def put_workflow_task(self, task: WorkflowTaskRow, run: RunRow) -> None:
         """Remember a committed leased workflow task and its run as that write left it."""
@@ -243,6 +244,14 @@ class RecentRows:
     def task_free(self, run_id: str, version: int) -> bool:
         """Whether the run is known to have no open workflow task at exactly ``version``."""
         return self._task_free.get(run_id) == version
+
+    def note_started(self, run: RunRow) -> None:
+        """Remember a run this node started, as the start's write left it."""
+        self._started.put(run.run_id, run)
+
+    def started_run(self, run_id: str) -> RunRow | None:
+        """A run this node started, as it was then (it may have moved on since)."""
+        return self._started.get(run_id)
 
     def note_no_updates(self, run_id: str, version: int) -> None:
         """Remember that at ``version`` the run had no open update."""

@@ -326,6 +326,7 @@ async def _start_once(
     created = inserted_run(m, run.run_id, events)
     if created is not None:
         core.recent.note_no_updates(run.run_id, created.version)
+        core.recent.note_started(created)
     reply = _start_reply(run, "started_new")
     if leased is None:
         return reply, None

@@ -239,6 +239,16 @@ class Storage(abc.ABC):
     async def close(self) -> None:
         """Flush pending writes and disconnect; idempotent."""
 
+    def has_other_nodes(self) -> bool:
+        """Whether other server nodes are known to write to this database right now.
+
+        False means a row this node remembers can only have been changed by this node's own
+        writes, as far as the backend knows: a node that appeared a moment ago may not be
+        known yet, so it is a hint for sparing reads whose staleness costs latency only,
+        never a guarantee. The default (one node, SQLite) is False.
+        """
+        return False
+
     @abc.abstractmethod
     def set_wake_listener(self, listener: WakeListener | None) -> None:
         """Register the callback that receives wake-ups (on the event loop thread).

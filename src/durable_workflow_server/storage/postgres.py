@@ -208,6 +208,10 @@ class PostgresStorage(Storage):
         """The other nodes heard on this database's wake-up channel lately (tests, metrics)."""
         return self._announcer.peers.alive()
 
+    def has_other_nodes(self) -> bool:
+        """Whether another node was heard on the wake-up channel lately (``_pg_announce``)."""
+        return bool(self._announcer.peers.alive())
+
     def set_wake_listener(self, listener: WakeListener | None) -> None:
         """Register the wake-up callback: this node's wakes after commit, and other nodes'
         wakes as their NOTIFY arrives (both on the event loop)."""
