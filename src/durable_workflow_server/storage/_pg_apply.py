@@ -2,9 +2,10 @@
 
 Round trips are this backend's main cost, so a mutation is compiled here into the arguments
 of one ``SELECT dw_apply_prepared(...)``: every precondition and row operation becomes a
-statement with its own ``text[]`` of arguments (the SQL casts what it reads), and the events
-travel as arrays. Sent on its own it is a whole transaction in one round trip. It sends no
-NOTIFY: the backend announces wake-ups after the commit (``_pg_listen.Announcer``).
+statement with its own JSON array of argument texts (the SQL is written with ``$1[k]`` and
+reads ``$1->>k-1``, casting what it reads), and the events travel as one JSON array. Sent on
+its own it is a whole transaction in one round trip. It sends no NOTIFY: the backend
+announces wake-ups after the commit (``_pg_announce.Announcer``).
 
 Statements keep the order the engine relies on: preconditions first (runs in run-id order,
 then other rows, so that concurrent mutations lock in one order; see ``postgres``), then the
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,10 +72,7 @@ from durable_workflow_server.storage._rows import (
 )
 
 #: The call; asyncpg prepares it once per connection.
-APPLY_SQL = (
-    "SELECT dw_apply_prepared($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], "
-    "$7::int[], $8::int[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::text[])"
-)
+APPLY_SQL = "SELECT dw_apply_prepared($1::text[], $2::text[], $3::text, $4::text[], $5::text)"
 #: SQLSTATE that ``dw_apply_prepared`` raises when a statement did not hold; the message is
 #: its index.
 FAILED = "DW001"
@@ -367,6 +366,18 @@ def _fold_run_patch(ops: list[Any], run_id: str) -> tuple[dict[str, Any], int]:
 _NAMES: dict[str, str] = {}
 
 
+_REF = re.compile(r"\$1\[(\d+)\]")
+_JSON_SQL: dict[str, str] = {}
+
+
+def _json_refs(sql: str) -> str:
+    """``sql`` reading its arguments from a JSON array: ``$1[k]`` becomes ``($1->>k-1)``."""
+    found = _JSON_SQL.get(sql)
+    if found is None:
+        found = _JSON_SQL[sql] = _REF.sub(lambda m: f"($1->>{int(m.group(1)) - 1})", sql)
+    return found
+
+
 def statement_name(sql: str) -> str:
     """The name ``sql`` is prepared under: derived from the text alone, so a name never stands
     for two texts, whichever node or release prepared it."""
@@ -383,8 +394,8 @@ class Compiled:
     stmts: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     modes: list[str] = field(default_factory=list)
-    bounds: list[int] = field(default_factory=lambda: [0])
-    args: list[str | None] = field(default_factory=list)
+    #: Per statement, its arguments as one JSON array (the statement reads ``$1->>k``).
+    args: list[str] = field(default_factory=list)
     #: Per statement, what a ``DW001`` on it reports (the precondition, or a tuple).
     failures: list[object] = field(default_factory=list)
     #: Per run with events, its 1-based position in the function's result.
@@ -399,12 +410,13 @@ class Compiled:
         *,
         reserves: str | None = None,
     ) -> None:
-        """Append a statement; ``reserves`` names the run whose last sequence it returns."""
+        """Append a statement (written with ``$1[k]`` references, k from 1); ``reserves``
+        names the run whose last sequence it returns."""
+        sql = _json_refs(sql)
         self.stmts.append(sql)
         self.names.append(statement_name(sql))
         self.modes.append(mode)
-        self.args.extend(args)
-        self.bounds.append(len(self.args))
+        self.args.append(orjson.dumps(args).decode())
         self.failures.append(failure)
         if reserves is not None:
             self.slots[reserves] = len(self.slots) + 1
@@ -556,32 +568,33 @@ def compile_mutation(mutation: Mutation) -> Compiled:
 
 
 def call_args(mutation: Mutation, compiled: Compiled, texts: list[str | None]) -> list[Any]:
-    """The 13 arguments of :data:`APPLY_SQL`; ``texts`` as :meth:`Compiled.texts` gives them."""
-    remaining = {run_id: 0 for run_id in compiled.slots}
-    for event in mutation.events:
-        remaining[event.run_id] += 1
-    ev_slot: list[int] = []
-    ev_back: list[int] = []
-    for event in mutation.events:
-        remaining[event.run_id] -= 1
-        ev_slot.append(compiled.slots[event.run_id])
-        ev_back.append(remaining[event.run_id])
-    events = mutation.events
-    return [
-        compiled.names,
-        texts,
-        compiled.modes,
-        compiled.bounds,
-        compiled.args,
-        [e.run_id for e in events],
-        ev_slot,
-        ev_back,
-        [e.event_id for e in events],
-        [e.event_type for e in events],
-        [orjson.dumps(e.payload).decode() for e in events],
-        [float(e.recorded_at) for e in events],
-        [e.workflow_task_id for e in events],
-    ]
+    """The 5 arguments of :data:`APPLY_SQL`; ``texts`` as :meth:`Compiled.texts` gives them.
+
+    Few and large on purpose: asyncpg encodes an array element by element, checking each
+    against collection ABCs, which cost more than the JSON PostgreSQL parses instead.
+    """
+    events = None
+    if mutation.events:
+        remaining = {run_id: 0 for run_id in compiled.slots}
+        for event in mutation.events:
+            remaining[event.run_id] += 1
+        rows = []
+        for event in mutation.events:
+            remaining[event.run_id] -= 1
+            rows.append(
+                (
+                    event.run_id,
+                    compiled.slots[event.run_id],
+                    remaining[event.run_id],
+                    event.event_id,
+                    event.event_type,
+                    orjson.dumps(event.payload).decode(),
+                    float(event.recorded_at),
+                    event.workflow_task_id,
+                )
+            )
+        events = orjson.dumps(rows).decode()
+    return [compiled.names, texts, "".join(compiled.modes), compiled.args, events]
 
 
 def stored_events(mutation: Mutation, compiled: Compiled, lasts: list[int]) -> list[EventRow]:
