@@ -130,7 +130,17 @@ async def test_the_heartbeat_says_here() -> None:
         got.extend(decode_note(p)[2] for p in payloads)
 
     announcer = Announcer("node-a", send, Peers())
+    announcer.listening()
     announcer.start_heartbeat(every=0.01)
     await asyncio.sleep(0.05)
     await announcer.stop()
-    assert got.count("here") >= 2 and got[-1] == "bye"
+    assert got[0] == "hello" and got.count("here") >= 2 and got[-1] == "bye"
+
+
+async def test_a_node_that_never_listened_says_no_bye() -> None:
+    async def send(payloads: list[str]) -> None:
+        raise AssertionError("nothing should be sent")
+
+    announcer = Announcer("node-a", send, Peers())
+    await announcer.stop()
+    assert announcer.batches == 0

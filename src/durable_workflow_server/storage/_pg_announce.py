@@ -171,11 +171,14 @@ class Announcer:
             self._heartbeat = asyncio.get_running_loop().create_task(beat())
 
     async def stop(self) -> None:
-        """Say ``bye``, stop the heartbeat and send what is queued (bounded)."""
+        """Say ``bye`` (if this node said hello), stop the heartbeat and send what is queued
+        (bounded)."""
         beat, self._heartbeat = self._heartbeat, None
         if beat is not None:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
-        self.say("bye")
+        if self._echo is not None:
+            self._echo = None
+            self.say("bye")
         await self.drain()
