@@ -302,13 +302,7 @@ async def test_poll_refusal_from_cache_is_checked_again(nodes: Nodes) -> None:
     assert caught.value.reason == "task_queue_mismatch"
 
 
-async def test_result_of_a_run_closed_here_is_not_read_again(nodes: Nodes) -> None:
-    engine = nodes.a
-    await register(engine)
-    task = await first_task(engine, "result-1")
-    waiting = asyncio.create_task(engine.await_run_result(NS, "result-1", task["run_id"], wait_seconds=5))
-    await asyncio.sleep(0.05)
-    nodes.reads.clear()
+async def complete_run(engine: Engine, task: dict[str, Any]) -> None:
     await engine.complete_workflow_task(
         NS,
         task["task_id"],
@@ -316,6 +310,16 @@ async def test_result_of_a_run_closed_here_is_not_read_again(nodes: Nodes) -> No
         attempt=task["workflow_task_attempt"],
         commands=[{"type": "complete_workflow", "result": env("ok")}],
     )
+
+
+async def test_result_of_a_run_closed_here_is_not_read_again(nodes: Nodes) -> None:
+    engine = nodes.a
+    await register(engine)
+    task = await first_task(engine, "result-1")
+    waiting = asyncio.create_task(engine.await_run_result(NS, "result-1", task["run_id"], wait_seconds=5))
+    await asyncio.sleep(0.05)
+    nodes.reads.clear()
+    await complete_run(engine, task)
     result = await waiting
     assert result["status"] == "completed" and result["is_terminal"]
     assert serializer.decode(result["output_envelope"]["blob"]) == "ok"
@@ -337,13 +341,7 @@ async def test_a_result_wait_on_a_run_started_here_reads_nothing_first(nodes: No
     assert nodes.reads["get_run"] == 0
     now = await engine.await_run_result(NS, "result-2", task["run_id"], wait_seconds=0)
     assert nodes.reads["get_run"] == 1 and now["status"] == "running"  # fresh, not as started
-    await engine.complete_workflow_task(
-        NS,
-        task["task_id"],
-        lease_owner="w1",
-        attempt=task["workflow_task_attempt"],
-        commands=[{"type": "complete_workflow", "result": env("ok")}],
-    )
+    await complete_run(engine, task)
     result = await waiting
     assert result["status"] == "completed" and nodes.reads["get_run"] == 1
 

@@ -127,6 +127,20 @@ class WorkflowTaskState:
     lease_owner: str | None = None
     attempt: int | None = None
 
+    @property
+    def table(self) -> type[Row]:
+        """The table of the task row."""
+        return WorkflowTaskRow
+
+    def conditions(self) -> dict[str, Any]:
+        """The column values the task row must have, its key first (for a conditional write)."""
+        where: dict[str, Any] = {"task_id": self.task_id, "status": self.status}
+        if self.lease_owner is not None:
+            where["lease_owner"] = self.lease_owner
+        if self.attempt is not None:
+            where["attempt"] = self.attempt
+        return where
+
 
 @dataclass(frozen=True)
 class ActivityTaskState:
@@ -135,6 +149,18 @@ class ActivityTaskState:
     task_id: str
     status: str
     attempt_id: str | None = None
+
+    @property
+    def table(self) -> type[Row]:
+        """The table of the task row."""
+        return ActivityTaskRow
+
+    def conditions(self) -> dict[str, Any]:
+        """The column values the task row must have, its key first (for a conditional write)."""
+        where: dict[str, Any] = {"task_id": self.task_id, "status": self.status}
+        if self.attempt_id is not None:
+            where["attempt_id"] = self.attempt_id
+        return where
 
 
 @dataclass(frozen=True)

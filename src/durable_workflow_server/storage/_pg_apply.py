@@ -64,11 +64,9 @@ from durable_workflow_server.storage._interface import (
     WorkflowTaskState,
 )
 from durable_workflow_server.storage._rows import (
-    ActivityTaskRow,
     EventRow,
     Row,
     RunRow,
-    WorkflowTaskRow,
 )
 
 #: The call; asyncpg prepares it once per connection.
@@ -462,15 +460,8 @@ def _task_state(out: Compiled, pre: WorkflowTaskState | ActivityTaskState, ops: 
     makes it; else a ``SELECT … FOR UPDATE``. Either locks the row if it is in the expected
     state (READ COMMITTED re-checks the WHERE on the newest version after waiting for a
     concurrent writer)."""
-    table: type[Row] = WorkflowTaskRow if isinstance(pre, WorkflowTaskState) else ActivityTaskRow
-    where: dict[str, Any] = {"task_id": pre.task_id, "status": pre.status}
-    if isinstance(pre, WorkflowTaskState):
-        if pre.lease_owner is not None:
-            where["lease_owner"] = pre.lease_owner
-        if pre.attempt is not None:
-            where["attempt"] = pre.attempt
-    elif pre.attempt_id is not None:
-        where["attempt_id"] = pre.attempt_id
+    table = pre.table
+    where = pre.conditions()
     args: list[str | None] = []
     index = _foldable(ops, table, (pre.task_id,))
     if index is None:

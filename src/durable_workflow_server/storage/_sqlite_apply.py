@@ -43,11 +43,9 @@ from durable_workflow_server.storage._interface import (
     WorkflowTaskState,
 )
 from durable_workflow_server.storage._rows import (
-    ActivityTaskRow,
     EventRow,
     Row,
     RunRow,
-    WorkflowTaskRow,
 )
 from durable_workflow_server.storage._sqlite_sql import insert_sql, row_values, update_sql
 
@@ -206,19 +204,10 @@ def _task_state(
     folded: set[int],
 ) -> bool:
     """Check a task-state precondition; with a foldable patch of that task, in its UPDATE."""
-    table: type[Row] = WorkflowTaskRow if isinstance(pre, WorkflowTaskState) else ActivityTaskRow
-    index = _foldable_patch(ops, table, (pre.task_id,), folded)
+    index = _foldable_patch(ops, pre.table, (pre.task_id,), folded)
     if index is None:
         return _check(conn, q, pre)
-    where: dict[str, Any] = {"task_id": pre.task_id, "status": pre.status}
-    if isinstance(pre, WorkflowTaskState):
-        if pre.lease_owner is not None:
-            where["lease_owner"] = pre.lease_owner
-        if pre.attempt is not None:
-            where["attempt"] = pre.attempt
-    elif pre.attempt_id is not None:
-        where["attempt_id"] = pre.attempt_id
-    sql, params = update_sql(table, _patch_of(ops, index).fields, where)
+    sql, params = update_sql(pre.table, _patch_of(ops, index).fields, pre.conditions())
     if conn.execute(sql, params).rowcount != 1:
         return False
     folded.add(index)
