@@ -34,6 +34,8 @@ MAX_PAYLOAD = 7000
 _BACKOFF_MAX = 5.0
 #: One round trip for a whole batch; a transaction that only notifies writes no WAL.
 NOTIFY_SQL = "SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p"
+#: Seconds a batch of wake-ups may take to send; a stuck send must not hold up the next ones.
+NOTIFY_TIMEOUT = 5.0
 
 
 def encode(node: str, wakes: Iterable[Wake]) -> list[str]:
@@ -172,7 +174,7 @@ class Listener:
         conn = self._conn
         if conn is None or conn.is_closed():
             return False
-        await conn.execute(NOTIFY_SQL, self._channel, payloads)
+        await conn.execute(NOTIFY_SQL, self._channel, payloads, timeout=NOTIFY_TIMEOUT)
         return True
 
     async def stop(self) -> None:

@@ -66,7 +66,7 @@ from durable_workflow_server.storage._interface import (
 from durable_workflow_server.storage._messages import MessageRow
 from durable_workflow_server.storage._pg_announce import Announcer, Peers
 from durable_workflow_server.storage._pg_apply import apply_mutation, forget_prepared, wakes_of
-from durable_workflow_server.storage._pg_listen import NOTIFY_SQL, Listener
+from durable_workflow_server.storage._pg_listen import NOTIFY_SQL, NOTIFY_TIMEOUT, Listener
 from durable_workflow_server.storage._pg_migrate import migrate
 from durable_workflow_server.storage._pg_pool import Pool
 from durable_workflow_server.storage._pg_sql import (
@@ -235,7 +235,7 @@ class PostgresStorage(Storage):
         listen = self._listen
         if listen is not None and await listen.notify(payloads):
             return
-        await self._pool_or_fail().fetchval(NOTIFY_SQL, (self._channel, payloads))
+        await self._pool_or_fail().fetchval(NOTIFY_SQL, (self._channel, payloads), timeout=NOTIFY_TIMEOUT)
 
     async def ping(self) -> None:
         """Run a trivial query; raise StorageUnavailable if it fails or takes over 5 s."""
