@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from durable_workflow_server.storage._interface import Inc, Insert, Operation, Patch, PatchWhere, Put
-from durable_workflow_server.storage._rows import Row
+from durable_workflow_server.storage._rows import Row, RunRow
 
-__all__ = ["coalesced_ops"]
+__all__ = ["coalesced_ops", "sequencing_insert", "table_of"]
 
 
 def coalesced_ops(ops: Sequence[Operation]) -> list[Operation]:
@@ -46,6 +46,37 @@ def coalesced_ops(ops: Sequence[Operation]) -> list[Operation]:
         last[table] = (len(out), key)
         out.append(op)
     return [op for op in out if op is not None]
+
+
+def table_of(op: Operation) -> type[Row]:
+    """The table ``op`` writes."""
+    return op.table if isinstance(op, Patch | PatchWhere) else type(op.row)
+
+
+def sequencing_insert(ops: Sequence[Operation], counts: dict[str, int]) -> int | None:
+    """The index of the insert of a run that gets events (``counts``: events per run id) and
+    may be inserted with their sequences already reserved, instead of reserving them after.
+
+    Only the mutation's first write to ``runs`` qualifies (nothing before it could have read
+    or moved the row's sequence), and only when no later operation could move the sequence
+    again (another insert or put of the run, a write of that column).
+    """
+    index = next((i for i, op in enumerate(ops) if table_of(op) is RunRow), None)
+    if index is None:
+        return None
+    op = ops[index]
+    if not (isinstance(op, Insert) and isinstance(op.row, RunRow)) or not counts.get(op.row.run_id):
+        return None
+    run_id = op.row.run_id
+    for later in ops[index + 1 :]:
+        if table_of(later) is not RunRow:
+            continue
+        if isinstance(later, Insert | Put):
+            if getattr(later.row, "run_id", None) == run_id:
+                return None
+        elif "last_history_sequence" in later.fields:
+            return None
+    return index
 
 
 def _target(op: Operation) -> tuple[type[Row], tuple[Any, ...] | None]:

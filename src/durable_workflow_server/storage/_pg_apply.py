@@ -46,7 +46,7 @@ from typing import Any
 
 import orjson
 
-from durable_workflow_server.storage._coalesce import coalesced_ops
+from durable_workflow_server.storage._coalesce import coalesced_ops, sequencing_insert, table_of
 from durable_workflow_server.storage._interface import (
     ActivityTaskState,
     AnyOf,
@@ -324,12 +324,6 @@ def _precondition_key(pre: object) -> tuple[int, str]:
     return _PRECONDITION_ORDER.get(type(pre), 9), str(ident)
 
 
-def _written(op: Any) -> type[Row]:
-    """The table an operation writes."""
-    table: type[Row] = op.table if isinstance(op, Patch | PatchWhere) else type(op.row)
-    return table
-
-
 def _foldable(ops: list[Any], table: type[Row], key: tuple[Any, ...]) -> int | None:
     """The index of the first op that writes ``table`` if it is a patch of row ``key``.
 
@@ -337,7 +331,7 @@ def _foldable(ops: list[Any], table: type[Row], key: tuple[Any, ...]) -> int | N
     write to its table, whose effect it might depend on or undo.
     """
     for index, op in enumerate(ops):
-        if _written(op) is table:
+        if table_of(op) is table:
             return index if isinstance(op, Patch) and op.key == key and op.fields else None
     return None
 
@@ -473,36 +467,14 @@ def _task_state(out: Compiled, pre: WorkflowTaskState | ActivityTaskState, ops: 
     out.add(_update_sql(table, sets, _where(table, where, args), _TOUCHED), "c", args, pre)
 
 
-def _written_run(op: Any) -> str:
-    run_id: str = op.row.run_id
-    return run_id
-
-
 def _reserving_insert(ops: list[Any], counts: dict[str, int], slots: dict[str, int]) -> RunRow | None:
-    """The run of an insert, of a run with events, that may reserve the run's sequences itself.
-
-    Only the first op that writes ``runs`` qualifies, when no sequence of that run is reserved
-    yet and no later op could change the run's ``last_history_sequence`` (another insert or
-    put of the run, a patch of that column): the reservation would otherwise not be final.
-    """
-    index = next((i for i, op in enumerate(ops) if _written(op) is RunRow), None)
-    if index is None:
+    """The run of an insert that may reserve the run's event sequences itself
+    (``_coalesce.sequencing_insert``), when no statement reserved them yet."""
+    index = sequencing_insert(ops, counts)
+    if index is None or ops[index].row.run_id in slots:
         return None
-    op = ops[index]
-    if not (isinstance(op, Insert) and isinstance(op.row, RunRow)):
-        return None
-    run_id = op.row.run_id
-    if run_id not in counts or run_id in slots:
-        return None
-    for later in ops[index + 1 :]:
-        if _written(later) is not RunRow:
-            continue
-        if isinstance(later, Insert | Put):
-            if _written_run(later) == run_id:
-                return None
-        elif "last_history_sequence" in later.fields:
-            return None
-    return op.row
+    row: RunRow = ops[index].row
+    return row
 
 
 def _insert_reserving(out: Compiled, row: RunRow, counts: dict[str, int]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from durable_workflow_server.storage._coalesce import coalesced_ops
+from durable_workflow_server.storage._coalesce import coalesced_ops, sequencing_insert, table_of
 from durable_workflow_server.storage._interface import (
     ActivityTaskState,
     Inc,
@@ -119,35 +119,17 @@ def apply_mutation(conn: sqlite3.Connection, q: dict[str, str], mutation: Mutati
 
 
 def _sequence_new_runs(ops: list[Operation], counts: dict[str, int], base: dict[str, int]) -> None:
-    """Give a run this mutation inserts its event sequences in the insert itself.
-
-    A run inserted with events would otherwise need an UPDATE to reserve them. Only an
-    insert that is the mutation's first write to ``runs`` is changed (nothing before it could
-    have read or moved the row's sequence), and only when no later operation could move the
-    sequence again (another insert or put of the run, a write of that column).
-    """
-    index = next((i for i, op in enumerate(ops) if _table_of(op) is RunRow), None)
+    """Give a run this mutation inserts its event sequences in the insert itself (when
+    ``_coalesce.sequencing_insert`` allows), instead of an UPDATE reserving them after."""
+    index = sequencing_insert(ops, counts)
     if index is None:
         return
     op = ops[index]
-    if not (isinstance(op, Insert) and isinstance(op.row, RunRow)) or not counts.get(op.row.run_id):
-        return
+    assert isinstance(op, Insert) and isinstance(op.row, RunRow)
     row = op.row
-    for later in ops[index + 1 :]:
-        if _table_of(later) is not RunRow:
-            continue
-        if isinstance(later, Insert | Put):
-            if getattr(later.row, "run_id", None) == row.run_id:
-                return
-        elif "last_history_sequence" in later.fields:
-            return
     base[row.run_id] = row.last_history_sequence
     count = counts[row.run_id]
     ops[index] = Insert(dataclasses.replace(row, last_history_sequence=row.last_history_sequence + count))
-
-
-def _table_of(op: Operation) -> type[Row]:
-    return op.table if isinstance(op, Patch | PatchWhere) else type(op.row)
 
 
 def _run_op(conn: sqlite3.Connection, op: Operation) -> None:
@@ -191,7 +173,7 @@ def _foldable_patch(
             ):
                 return None
             return index
-        if _table_of(op) is table:
+        if table_of(op) is table:
             return None
     return None
 
